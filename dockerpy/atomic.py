@@ -1,0 +1,48 @@
+# -*- test-case-name: dockerpy.test.test_atomic -*-
+"""Atomic on-disk writes: write a temporary file, fsync, rename, fsync the dir.
+
+Every record that must survive ``kill -9`` goes through here.  These are
+blocking calls: from the reactor thread they are acceptable only for small
+records (a few KiB); anything larger goes through the thread pool.
+"""
+
+import json
+import os
+import tempfile
+from typing import Any
+
+
+def write_bytes(path: str, data: bytes, mode: int = 0o644) -> None:
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(directory)
+
+
+def fsync_dir(directory: str) -> None:
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def write_json(path: str, obj: Any, mode: int = 0o644) -> None:
+    write_bytes(path, json.dumps(obj, sort_keys=True, separators=(",", ":")).encode(), mode)
+
+
+def read_json(path: str) -> Any:
+    with open(path, "rb") as f:
+        return json.loads(f.read())
