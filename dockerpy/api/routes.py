@@ -1,0 +1,19 @@
+# -*- test-case-name: dockerpy.test.test_api_app -*-
+"""Assembles the Engine API: every route module installed on one Klein app."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from dockerpy.api import containers, images, system
+from dockerpy.api.app import EngineSite, make_app, make_site
+
+ROUTE_MODULES = (system, containers, images)
+
+
+def make_engine_app(daemon):
+    return make_app([partial(m.install, daemon=daemon) for m in ROUTE_MODULES])
+
+
+def make_engine_site(daemon) -> EngineSite:
+    return make_site(make_engine_app(daemon))

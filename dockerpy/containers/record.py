@@ -1,0 +1,100 @@
+# -*- test-case-name: dockerpy.test.test_container_record -*-
+"""What we store about a container: one versioned JSON record per container
+(``containers/<id>/config.json``), written atomically.
+
+This is the stored shape, not the API's: ``dockerpy.api.containers`` builds
+Docker's inspect and list JSON from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from dockerpy import atomic
+from dockerpy.timeutil import ZERO_TIME
+
+RECORD_VERSION = 1
+
+
+@dataclasses.dataclass
+class State:
+    status: str = "created"  # created running paused restarting removing exited dead
+    running: bool = False
+    paused: bool = False
+    restarting: bool = False
+    oom_killed: bool = False
+    dead: bool = False
+    pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    started_at: str = ZERO_TIME
+    finished_at: str = ZERO_TIME
+
+
+@dataclasses.dataclass
+class ContainerRecord:
+    id: str
+    name: str  # without the leading "/"
+    created: str
+    path: str
+    args: list[str]
+    config: dict[str, Any]
+    host_config: dict[str, Any]
+    image: str  # image id, sha256:...
+    image_name: str  # as the user gave it (shown by `docker ps`)
+    driver: str
+    layer_id: str
+    init_layer_id: str
+    state: State = dataclasses.field(default_factory=State)
+    restart_count: int = 0
+    has_been_started: bool = False
+    version: int = RECORD_VERSION
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "ContainerRecord":
+        obj = dict(obj)
+        obj["state"] = State(**obj.get("state", {}))
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in obj.items() if k in fields})
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+class RecordStore:
+    """Container records under ``<data-root>/containers``."""
+
+    def __init__(self, root: str):
+        self.root = root
+        os.makedirs(root, exist_ok=True)
+
+    def dir(self, cid: str) -> str:
+        return os.path.join(self.root, cid)
+
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self.root, cid, f"{cid}-json.log")
+
+    def save(self, rec: ContainerRecord) -> None:
+        os.makedirs(self.dir(rec.id), exist_ok=True)
+        atomic.write_json(os.path.join(self.dir(rec.id), "config.json"), rec.to_json(), 0o600)
+
+    def load_all(self) -> list[ContainerRecord]:
+        out = []
+        for cid in sorted(os.listdir(self.root)):
+            path = os.path.join(self.root, cid, "config.json")
+            try:
+                out.append(ContainerRecord.from_json(atomic.read_json(path)))
+            except (OSError, ValueError, TypeError):
+                continue  # a container whose creation never completed
+        return out
+
+    def delete(self, cid: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.dir(cid), ignore_errors=True)

@@ -1,0 +1,724 @@
+# -*- test-case-name: dockerpy.test.test_container_service -*-
+"""Container use-cases: create, start, stop, kill, wait, remove, ...
+
+The one owner of container state.  It combines the image store (what to
+run), the storage driver (the root file system), the OCI runtime (the
+process) and the record store (what survives a restart).  File-system work
+goes through ``in_thread``; processes through the runtime.  Every failure
+path undoes what it made.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal as signal_mod
+import time
+from typing import Any, Callable
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from dockerpy import atomic, errors
+from dockerpy.containers import etcfiles, names
+from dockerpy.containers.logs import JSONFileWriter
+from dockerpy.containers.monitor import ContainerProcess
+from dockerpy.containers.record import ContainerRecord, RecordStore, State
+from dockerpy.timeutil import rfc3339
+
+log = Logger()
+
+DEFAULT_STOP_TIMEOUT = 10
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Paths the runtime needs as mount points; they live in a per-container init
+# layer below the read-write layer so that `docker diff` and commits never
+# show them (as with Docker's "-init" layer).
+_INIT_LAYER_DIRS = {"dev": 0o755, "dev/pts": 0o755, "dev/shm": 0o1777, "proc": 0o555,
+                    "sys": 0o555, "etc": 0o755}
+_INIT_LAYER_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf", "dev/console")
+
+
+def parse_signal(value: str | int | None, default: int = signal_mod.SIGTERM) -> int:
+    """``"SIGTERM"``, ``"TERM"``, ``"15"``, ``15`` -> 15 (Docker's accepted forms)."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, int):
+        sig = value
+    else:
+        text = value.strip().upper()
+        if text.isdigit():
+            sig = int(text)
+        else:
+            if not text.startswith("SIG"):
+                text = "SIG" + text
+            try:
+                sig = int(getattr(signal_mod.Signals, text))
+            except AttributeError:
+                raise errors.InvalidParameter(f"Invalid signal: {value}") from None
+    if not 0 < sig < 65:
+        raise errors.InvalidParameter(f"Invalid signal: {value}")
+    return sig
+
+
+def _init_layer_tar(out) -> None:
+    import tarfile
+
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, mode in _INIT_LAYER_DIRS.items():
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, mode
+            tar.addfile(info)
+        for name in _INIT_LAYER_FILES:
+            info = tarfile.TarInfo(name)
+            info.mode = 0o755 if name == "dev/console" else 0o644
+            tar.addfile(info)
+        info = tarfile.TarInfo("etc/mtab")
+        info.type, info.linkname = tarfile.SYMTYPE, "/proc/mounts"
+        tar.addfile(info)
+
+
+class Attachment:
+    """One client's view of a container's stdio (attach, or `docker run`).
+
+    Output is delivered through ``on_output(stream, data)``; ``on_end()`` is
+    called once when the container's process ends (or at once for a container
+    that already exited).  Stdin written before the process exists is kept
+    and delivered when it starts.
+    """
+
+    def __init__(self, service: "ContainerService", cid: str, stdin: bool, stdout: bool,
+                 stderr: bool, on_output: Callable[[str, bytes], None],
+                 on_end: Callable[[], None]):
+        self._service, self.cid = service, cid
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self._on_output, self._on_end = on_output, on_end
+        self._proc: ContainerProcess | None = None
+        self._pending_stdin: list[bytes] = []
+        self._stdin_closed = False
+        self._unsubscribe: Callable[[], None] | None = None
+        self.ended = False
+
+    def connect(self, proc: ContainerProcess) -> None:
+        self._proc = proc
+        self._unsubscribe = proc.subscribe(self._deliver, self.end)
+        if self.stdin:
+            for data in self._pending_stdin:
+                proc.write_stdin(data)
+            self._pending_stdin = []
+            if self._stdin_closed:
+                proc.close_stdin()
+
+    def _deliver(self, stream: str, data: bytes) -> None:
+        if (stream == "stdout" and self.stdout) or (stream == "stderr" and self.stderr):
+            self._on_output(stream, data)
+
+    def write_stdin(self, data: bytes) -> None:
+        if not self.stdin:
+            return
+        if self._proc is None:
+            self._pending_stdin.append(data)
+        else:
+            self._proc.write_stdin(data)
+
+    def close_stdin(self) -> None:
+        """The client closed its stdin: the container's stdin gets EOF (StdinOnce)."""
+        if not self.stdin:
+            return
+        self._stdin_closed = True
+        if self._proc is not None:
+            self._proc.close_stdin()
+
+    def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self._on_end()
+
+    def detach(self) -> None:
+        """The client went away: stop delivering, never touch the container."""
+        self._service._forget_attachment(self)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.ended = True
+
+
+class ContainerService:
+    def __init__(self, reactor, in_thread, records: RecordStore, images, driver,
+                 runtimes: dict[str, Any], default_runtime: str, exec_root: str,
+                 cgroup_parent: str, events=None):
+        self._reactor = reactor
+        self._in_thread = in_thread
+        self.records = records
+        self.images = images
+        self.driver = driver
+        self.runtimes = runtimes
+        self.default_runtime = default_runtime
+        self.exec_root = exec_root
+        self.cgroup_parent = cgroup_parent
+        self._events = events
+        self._by_id: dict[str, ContainerRecord] = {}
+        self._names: dict[str, str] = {}
+        self._live: dict[str, ContainerProcess] = {}
+        self._pending_attach: dict[str, list[Attachment]] = {}
+        self._exit_waiters: dict[str, list[defer.Deferred]] = {}
+        self._removed_waiters: dict[str, list[defer.Deferred]] = {}
+        self._busy: dict[str, defer.DeferredLock] = {}
+        self._removing: set[str] = set()
+        self._stopping: set[str] = set()
+
+    # -- lookup -----------------------------------------------------------
+
+    def get(self, ref: str) -> ContainerRecord:
+        """Find a container by full id, name (with or without ``/``) or unique id prefix."""
+        if ref in self._by_id:
+            return self._by_id[ref]
+        name = ref.lstrip("/")
+        if name in self._names:
+            return self._by_id[self._names[name]]
+        if ref and all(c in "0123456789abcdef" for c in ref):
+            found = [cid for cid in self._by_id if cid.startswith(ref)]
+            if len(found) == 1:
+                return self._by_id[found[0]]
+            if len(found) > 1:
+                raise errors.InvalidParameter(
+                    f"multiple IDs found with provided prefix: {ref}")
+        raise errors.no_such_container(ref)
+
+    def all(self) -> list[ContainerRecord]:
+        return sorted(self._by_id.values(), key=lambda r: r.created, reverse=True)
+
+    def is_running(self, cid: str) -> bool:
+        return cid in self._live
+
+    def image_users(self, image_id: str) -> list[ContainerRecord]:
+        return [r for r in self._by_id.values() if r.image == image_id]
+
+    def _lock(self, cid: str) -> defer.DeferredLock:
+        return self._busy.setdefault(cid, defer.DeferredLock())
+
+    def _emit(self, action: str, rec: ContainerRecord, **extra: str) -> None:
+        if self._events is not None:
+            attrs = {"name": rec.name, "image": rec.image_name}
+            attrs.update(rec.config.get("Labels") or {})
+            attrs.update(extra)
+            self._events.publish("container", action, rec.id, attrs)
+
+    # -- create -----------------------------------------------------------
+
+    async def create(self, body: dict, name: str | None = None) -> ContainerRecord:
+        if not isinstance(body, dict):
+            raise errors.InvalidParameter("invalid JSON: container config must be an object")
+        image_ref = body.get("Image")
+        if not image_ref or not isinstance(image_ref, str):
+            raise errors.InvalidParameter("no image specified" if not image_ref
+                                          else "invalid image name")
+        host_config = body.get("HostConfig") or {}
+        if not isinstance(host_config, dict):
+            raise errors.InvalidParameter("invalid JSON: HostConfig must be an object")
+        if name:
+            name = names.validate(name)
+            if name in self._names:
+                other = self._names[name]
+                raise errors.Conflict(
+                    f'Conflict. The container name "/{name}" is already in use by container '
+                    f'"{other}". You have to remove (or rename) that container to be able to '
+                    f"reuse that name.")
+        else:
+            name = names.random_name(self._names)
+        runtime_name = host_config.get("Runtime") or self.default_runtime
+        if runtime_name not in self.runtimes:
+            raise errors.InvalidParameter(f"unknown or invalid runtime name: {runtime_name}")
+        network_mode = host_config.get("NetworkMode") or "default"
+        if network_mode not in ("default", "none", "host", "bridge"):
+            raise errors.NotFound(f"network {network_mode} not found")
+        image = self.images.resolve(image_ref)
+        config = merge_config(body, image.config.get("config") or {})
+        config["Image"] = image_ref
+        argv = (config.get("Entrypoint") or []) + (config.get("Cmd") or [])
+        if not argv:
+            raise errors.InvalidParameter("no command specified")
+        cid = secrets.token_hex(32)
+        if not config.get("Hostname"):
+            config["Hostname"] = cid[:12]
+        host_config = dict(host_config)
+        host_config.setdefault("NetworkMode", network_mode)
+        host_config["Runtime"] = runtime_name
+        now = self._reactor.seconds()
+        rec = ContainerRecord(
+            id=cid, name=name, created=rfc3339(now), path=argv[0], args=argv[1:],
+            config=config, host_config=host_config, image=image.id, image_name=image_ref,
+            driver=self.driver.name, layer_id=cid, init_layer_id=cid + "-init")
+        # Reserve the name before yielding to the thread pool.
+        self._names[name] = cid
+        try:
+            await self._in_thread(self._make_layers, rec, self.images.top_layer(image))
+        except BaseException:
+            del self._names[name]
+            raise
+        self._by_id[cid] = rec
+        self._emit("create", rec)
+        return rec
+
+    def _make_layers(self, rec: ContainerRecord, parent: str | None) -> None:
+        import tempfile
+
+        made = []
+        try:
+            self.driver.create(rec.init_layer_id, parent)
+            made.append(rec.init_layer_id)
+            with tempfile.TemporaryFile() as tmp:
+                _init_layer_tar(tmp)
+                tmp.seek(0)
+                self.driver.apply_diff(rec.init_layer_id, tmp)
+            self.driver.create(rec.layer_id, rec.init_layer_id)
+            made.append(rec.layer_id)
+            self.records.save(rec)
+        except BaseException:
+            for layer in reversed(made):
+                self.driver.remove(layer)
+            self.records.delete(rec.id)
+            raise
+
+    # -- attach -----------------------------------------------------------
+
+    def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool,
+               on_output: Callable[[str, bytes], None],
+               on_end: Callable[[], None]) -> Attachment:
+        rec = self.get(ref)
+        att = Attachment(self, rec.id, stdin and bool(rec.config.get("OpenStdin")),
+                         stdout, stderr, on_output, on_end)
+        proc = self._live.get(rec.id)
+        if proc is not None:
+            att.connect(proc)
+        elif rec.state.status in ("created",) or rec.id in self._busy and not rec.has_been_started:
+            self._pending_attach.setdefault(rec.id, []).append(att)
+        else:
+            # Stopped: nothing will come; Docker ends the stream after any logs.
+            self._reactor.callLater(0, att.end)
+        return att
+
+    def _forget_attachment(self, att: Attachment) -> None:
+        pending = self._pending_attach.get(att.cid)
+        if pending and att in pending:
+            pending.remove(att)
+
+    # -- start ------------------------------------------------------------
+
+    async def start(self, ref: str) -> None:
+        rec = self.get(ref)
+        lock = self._lock(rec.id)
+        await lock.acquire()
+        try:
+            await self._start_locked(rec)
+        finally:
+            lock.release()
+
+    async def _start_locked(self, rec: ContainerRecord) -> None:
+        if rec.id in self._live:
+            raise errors.NotModified("container already started")
+        if rec.id in self._removing:
+            raise errors.Conflict(f"container is marked for removal and cannot be started")
+        runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+        bundle = os.path.join(self.exec_root, "containers", rec.id)
+        rootfs = await self._in_thread(self.driver.mount, rec.layer_id)
+        writer = None
+        try:
+            spec = await self._in_thread(self._prepare_bundle, rec, rootfs, bundle)
+            writer = JSONFileWriter(self.records.log_path(rec.id), self._reactor)
+            proc = ContainerProcess(writer)
+            for att in self._pending_attach.pop(rec.id, []):
+                att.connect(proc)
+            # Registered before the spawn: a container that exits at once still
+            # finds its bookkeeping in place.
+            self._live[rec.id] = proc
+            pid = await runtime.run(rec.id, bundle, proc,
+                                    bool(rec.config.get("OpenStdin")),
+                                    os.path.join(bundle, "pid"))
+            del spec
+        except BaseException as e:
+            self._live.pop(rec.id, None)
+            if writer is not None:
+                writer.close()
+            await self._cleanup_after_run(rec, runtime, bundle, force=True)
+            code = _start_error_code(str(e))
+            rec.state = State(status="created" if not rec.has_been_started else "exited",
+                              exit_code=code, error=_error_text(e),
+                              started_at=rec.state.started_at,
+                              finished_at=rec.state.finished_at)
+            self.records.save(rec)
+            if isinstance(e, errors.DockerError):
+                raise
+            raise errors.SystemError_(_error_text(e)) from e
+        rec.state = State(status="running", running=True, pid=pid or 0,
+                          started_at=rfc3339(self._reactor.seconds()))
+        rec.has_been_started = True
+        self.records.save(rec)
+        self._emit("start", rec)
+        proc.ended.addCallback(lambda code: defer.ensureDeferred(
+            self._on_exit(rec, runtime, bundle, code)))
+
+    def _prepare_bundle(self, rec: ContainerRecord, rootfs: str, bundle: str) -> dict:
+        """Thread: resolve the user in the image, write /etc files and config.json."""
+        from dockerpy.runtime.spec import SpecInput, build_spec
+        from dockerpy.runtime.users import resolve_user
+
+        cfg, hc = rec.config, rec.host_config
+        uid, gid, groups = resolve_user(rootfs, cfg.get("User") or "")
+        cdir = self.records.dir(rec.id)
+        network = "host" if hc.get("NetworkMode") == "host" else None
+        etc_mounts = etcfiles.write(cdir, cfg.get("Hostname") or rec.id[:12],
+                                    cfg.get("Domainname") or "", network == "host",
+                                    hc.get("ExtraHosts") or [], hc.get("Dns") or [],
+                                    hc.get("DnsSearch") or [], hc.get("DnsOptions") or [])
+        workdir = cfg.get("WorkingDir") or "/"
+        if workdir != "/":
+            _ensure_workdir(rootfs, workdir, uid, gid)
+        spec = build_spec(SpecInput(
+            rootfs=rootfs,
+            args=[rec.path] + list(rec.args),
+            env=cfg.get("Env") or [],
+            cwd=workdir,
+            uid=uid, gid=gid, additional_gids=groups,
+            hostname=cfg.get("Hostname") or rec.id[:12],
+            domainname=cfg.get("Domainname") or "",
+            tty=bool(cfg.get("Tty")),
+            open_stdin=bool(cfg.get("OpenStdin")),
+            readonly_rootfs=bool(hc.get("ReadonlyRootfs")),
+            network=network,
+            mounts=etc_mounts,
+            cgroups_path=f"{self.cgroup_parent}/{rec.id}",
+            cap_add=hc.get("CapAdd") or [],
+            cap_drop=hc.get("CapDrop") or [],
+            privileged=bool(hc.get("Privileged")),
+            shm_size=hc.get("ShmSize") or 64 * 1024 * 1024,
+        ))
+        os.makedirs(bundle, exist_ok=True)
+        try:
+            os.unlink(os.path.join(bundle, "pid"))
+        except FileNotFoundError:
+            pass
+        import json
+
+        atomic.write_bytes(os.path.join(bundle, "config.json"), json.dumps(spec).encode(), 0o600)
+        return spec
+
+    async def _cleanup_after_run(self, rec, runtime, bundle: str, force: bool) -> None:
+        if force or os.path.exists(os.path.join(runtime.state_root, rec.id)):
+            try:
+                await runtime.delete(rec.id, True)
+            except Exception:
+                log.failure("runtime delete of {cid} failed", cid=rec.id)
+        try:
+            await self._in_thread(self._unmount_and_clear, rec, bundle)
+        except Exception:
+            log.failure("unmount of {cid} failed", cid=rec.id)
+
+    def _unmount_and_clear(self, rec: ContainerRecord, bundle: str) -> None:
+        if self.driver.is_mounted(rec.layer_id):
+            self.driver.unmount(rec.layer_id)
+        shutil.rmtree(bundle, ignore_errors=True)
+
+    async def _on_exit(self, rec: ContainerRecord, runtime, bundle: str, code: int) -> None:
+        self._live.pop(rec.id, None)
+        await self._cleanup_after_run(rec, runtime, bundle, force=False)
+        rec.state = State(status="exited", exit_code=code, started_at=rec.state.started_at,
+                          finished_at=rfc3339(self._reactor.seconds()))
+        self.records.save(rec)
+        self._emit("die", rec, exitCode=str(code))
+        for d in self._exit_waiters.pop(rec.id, []):
+            d.callback(code)
+        if rec.host_config.get("AutoRemove") and rec.id not in self._removing:
+            try:
+                await self.remove(rec.id, force=False, volumes=True)
+            except Exception:
+                log.failure("auto-remove of {cid} failed", cid=rec.id)
+
+    def when_exited(self, cid: str) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+        self._exit_waiters.setdefault(cid, []).append(d)
+        return d
+
+    # -- stop, kill, restart, wait ------------------------------------------
+
+    async def kill(self, ref: str, signal: str | int | None = None) -> None:
+        rec = self.get(ref)
+        sig = parse_signal(signal, signal_mod.SIGKILL)
+        if rec.id not in self._live:
+            raise errors.Conflict(f"Cannot kill container: {ref}: container {rec.id} is not "
+                                  "running")
+        runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+        exited = self.when_exited(rec.id) if sig == signal_mod.SIGKILL else None
+        await runtime.kill(rec.id, sig)
+        self._emit("kill", rec, signal=str(sig))
+        if exited is not None:
+            await exited
+
+    async def stop(self, ref: str, timeout: int | None = None,
+                   signal: str | int | None = None) -> None:
+        rec = self.get(ref)
+        if rec.id not in self._live:
+            raise errors.NotModified("container already stopped")
+        sig = parse_signal(signal or rec.config.get("StopSignal"), signal_mod.SIGTERM)
+        if timeout is None:
+            timeout = rec.config.get("StopTimeout")
+            if timeout is None:
+                timeout = DEFAULT_STOP_TIMEOUT
+        runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+        exited = self.when_exited(rec.id)
+        self._stopping.add(rec.id)
+        try:
+            try:
+                await runtime.kill(rec.id, sig)
+            except Exception:
+                pass  # it may have exited meanwhile; the wait below tells
+            if timeout >= 0:
+                timer = self._reactor.callLater(timeout, self._force_kill, rec, runtime)
+                exited.addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
+            await exited
+        finally:
+            self._stopping.discard(rec.id)
+        self._emit("stop", rec)
+
+    def _force_kill(self, rec: ContainerRecord, runtime) -> None:
+        if rec.id in self._live:
+            d = runtime.kill(rec.id, signal_mod.SIGKILL)
+            d.addErrback(lambda f: None)
+
+    async def restart(self, ref: str, timeout: int | None = None,
+                      signal: str | int | None = None) -> None:
+        rec = self.get(ref)
+        if rec.id in self._live:
+            await self.stop(rec.id, timeout, signal)
+        await self.start(rec.id)
+        self._emit("restart", rec)
+
+    def wait(self, ref: str, condition: str = "not-running") -> defer.Deferred:
+        """Deferred firing with the exit code, per Docker's wait conditions."""
+        rec = self.get(ref)
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise errors.InvalidParameter(f"invalid condition: {condition!r}")
+        if condition == "removed":
+            d: defer.Deferred = defer.Deferred()
+            self._removed_waiters.setdefault(rec.id, []).append(d)
+            return d
+        if condition == "not-running" and rec.id not in self._live:
+            return defer.succeed(rec.state.exit_code)
+        return self.when_exited(rec.id)
+
+    # -- remove, prune, rename ---------------------------------------------
+
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        rec = self.get(ref)
+        if rec.id in self._removing:
+            raise errors.Conflict(f"removal of container {ref} is already in progress")
+        if rec.id in self._live:
+            if not force:
+                raise errors.Conflict(
+                    f'cannot remove container "/{rec.name}": container is running: stop the '
+                    "container before removing or force remove")
+            self._removing.add(rec.id)
+            try:
+                await self.kill(rec.id, signal_mod.SIGKILL)
+            except errors.Conflict:
+                pass
+        self._removing.add(rec.id)
+        try:
+            for att in self._pending_attach.pop(rec.id, []):
+                att.end()
+            await self._in_thread(self._remove_files, rec)
+        finally:
+            self._removing.discard(rec.id)
+        self._by_id.pop(rec.id, None)
+        if self._names.get(rec.name) == rec.id:
+            del self._names[rec.name]
+        self._busy.pop(rec.id, None)
+        self._emit("destroy", rec)
+        for d in self._removed_waiters.pop(rec.id, []):
+            d.callback(rec.state.exit_code)
+        for d in self._exit_waiters.pop(rec.id, []):
+            d.callback(rec.state.exit_code)
+
+    def _remove_files(self, rec: ContainerRecord) -> None:
+        if self.driver.is_mounted(rec.layer_id):
+            self.driver.unmount(rec.layer_id)
+        self.driver.remove(rec.layer_id)
+        self.driver.remove(rec.init_layer_id)
+        self.records.delete(rec.id)
+
+    async def prune(self, filters: dict[str, list[str]]) -> dict:
+        from dockerpy.containers.filters import matches_prune
+
+        deleted, reclaimed = [], 0
+        now = self._reactor.seconds()
+        for rec in list(self._by_id.values()):
+            if rec.id in self._live or not matches_prune(rec, filters, now):
+                continue
+            try:
+                size = await self._in_thread(self.driver.size, rec.layer_id)
+                await self.remove(rec.id)
+            except errors.DockerError:
+                continue
+            deleted.append(rec.id)
+            reclaimed += size
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    def rename(self, ref: str, new_name: str) -> None:
+        rec = self.get(ref)
+        new_name = names.validate(new_name)
+        if new_name == rec.name:
+            raise errors.InvalidParameter("Renaming a container with the same name as its "
+                                          "current name")
+        if new_name in self._names:
+            raise errors.Conflict(
+                f'Conflict. The container name "/{new_name}" is already in use by container '
+                f'"{self._names[new_name]}". You have to remove (or rename) that container to '
+                "be able to reuse that name.")
+        old = rec.name
+        rec.name = new_name
+        self._names[new_name] = rec.id
+        del self._names[old]
+        self.records.save(rec)
+        self._emit("rename", rec, oldName="/" + old)
+
+    # -- inspection of the file system and processes ----------------------
+
+    async def top(self, ref: str, ps_args: str | None) -> dict:
+        from dockerpy.containers.top import ps_table
+
+        rec = self.get(ref)
+        if rec.id not in self._live:
+            raise errors.Conflict(f"Container {rec.id} is not running")
+        runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+        pids = await runtime.pids(rec.id)
+        return await ps_table(self._reactor, pids, ps_args or "-ef")
+
+    async def changes(self, ref: str) -> list[dict]:
+        rec = self.get(ref)
+        changes = await self._in_thread(self.driver.changes, rec.layer_id)
+        return [{"Path": p, "Kind": k} for p, k in changes]
+
+    async def with_rootfs(self, ref: str, fn: Callable[[str], Any]) -> Any:
+        """Run ``fn(rootfs)`` in a thread with the container's file system mounted."""
+        rec = self.get(ref)
+
+        def work():
+            root = self.driver.mount(rec.layer_id)
+            try:
+                return fn(root)
+            finally:
+                self.driver.unmount(rec.layer_id)
+
+        return await self._in_thread(work)
+
+    async def size(self, rec: ContainerRecord) -> int:
+        return await self._in_thread(self.driver.size, rec.layer_id)
+
+    # -- daemon start and stop --------------------------------------------
+
+    async def restore(self) -> None:
+        """Load records; containers that were running when the daemon died are
+        cleaned up and shown as exited, with the reason in State.Error."""
+        recs = await self._in_thread(self.records.load_all)
+        for rec in recs:
+            self._by_id[rec.id] = rec
+            self._names[rec.name] = rec.id
+            if rec.state.running or rec.state.status in ("running", "paused", "restarting"):
+                runtime = self.runtimes.get(rec.host_config.get("Runtime")) or \
+                    self.runtimes[self.default_runtime]
+                bundle = os.path.join(self.exec_root, "containers", rec.id)
+                await self._cleanup_after_run(rec, runtime, bundle, force=True)
+                rec.state = State(status="exited", exit_code=255,
+                                  error="the daemon stopped while the container was running",
+                                  started_at=rec.state.started_at,
+                                  finished_at=rfc3339(self._reactor.seconds()))
+                self.records.save(rec)
+        for rec in list(self._by_id.values()):
+            if rec.host_config.get("AutoRemove") and rec.state.status == "exited":
+                try:
+                    await self.remove(rec.id)
+                except Exception:
+                    log.failure("auto-remove of {cid} at start-up failed", cid=rec.id)
+
+    async def shutdown(self, timeout: int = DEFAULT_STOP_TIMEOUT) -> None:
+        """Stop every running container (stop signal, then SIGKILL after timeout)."""
+        running = list(self._live)
+        results = [defer.ensureDeferred(self.stop(cid, min(
+            timeout, self._by_id[cid].config.get("StopTimeout") or timeout)))
+            for cid in running]
+        await defer.DeferredList(results, consumeErrors=True)
+
+
+def _start_error_code(message: str) -> int:
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    if "permission denied" in message:
+        return 126
+    return 128
+
+
+def _error_text(e: BaseException) -> str:
+    if isinstance(e, errors.DockerError):
+        return e.message
+    return str(e) or e.__class__.__name__
+
+
+def _ensure_workdir(rootfs: str, workdir: str, uid: int, gid: int) -> None:
+    """Create the working directory inside the root, as Docker does, owned by the user."""
+    from dockerpy.archive import resolve_in_root
+
+    path = resolve_in_root(rootfs, workdir)
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        os.chown(path, uid, gid)
+
+
+def merge_config(body: dict, image_config: dict) -> dict:
+    """The container's Config: the request's fields over the image's defaults,
+    with Docker's rules for Cmd/Entrypoint, Env and Labels."""
+    config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+    for key in ("Cmd", "Entrypoint"):
+        value = config.get(key)
+        if isinstance(value, str):
+            config[key] = [value] if key == "Entrypoint" else ["/bin/sh", "-c", value]
+        elif value is not None and not (isinstance(value, list)
+                                        and all(isinstance(v, str) for v in value)):
+            raise errors.InvalidParameter(f"invalid JSON: {key} must be a list of strings")
+    env = config.get("Env") or []
+    if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
+        raise errors.InvalidParameter("invalid JSON: Env must be a list of strings")
+    labels = config.get("Labels") or {}
+    if not isinstance(labels, dict):
+        raise errors.InvalidParameter("invalid JSON: Labels must be an object")
+    # Entrypoint given (even empty) replaces the image's and drops its Cmd.
+    if config.get("Entrypoint") is not None:
+        if config.get("Cmd") is None:
+            config["Cmd"] = []
+        if config["Entrypoint"] == [""]:
+            config["Entrypoint"] = []
+    else:
+        config["Entrypoint"] = image_config.get("Entrypoint")
+        if not config.get("Cmd"):
+            config["Cmd"] = image_config.get("Cmd")
+    merged_env: dict[str, str] = {}
+    for entry in (image_config.get("Env") or [DEFAULT_PATH]) + env:
+        merged_env[entry.split("=", 1)[0]] = entry
+    config["Env"] = list(merged_env.values())
+    merged_labels = dict(image_config.get("Labels") or {})
+    merged_labels.update(labels)
+    config["Labels"] = merged_labels
+    for key in ("WorkingDir", "User", "StopSignal"):
+        if not config.get(key) and image_config.get(key):
+            config[key] = image_config[key]
+    if not config.get("Volumes") and image_config.get("Volumes"):
+        config["Volumes"] = image_config["Volumes"]
+    if not config.get("ExposedPorts") and image_config.get("ExposedPorts"):
+        config["ExposedPorts"] = image_config["ExposedPorts"]
+    for key, default in (("AttachStdin", False), ("AttachStdout", False),
+                         ("AttachStderr", False), ("Tty", False), ("OpenStdin", False),
+                         ("StdinOnce", False), ("Domainname", ""), ("User", ""),
+                         ("WorkingDir", ""), ("OnBuild", None)):
+        config.setdefault(key, default)
+        if config[key] is None and default is not None:
+            config[key] = default
+    return config

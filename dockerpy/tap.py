@@ -1,0 +1,245 @@
+# -*- test-case-name: dockerpy.test.test_tap -*-
+"""``twistd docker``: options and the service tree of the daemon.
+
+The only module that touches the global reactor (in ``makeService``); every
+other part gets it injected.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import socket
+import sys
+from urllib.parse import urlsplit
+
+from twisted.application import service
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet import endpoints
+from twisted.python import usage
+
+from dockerpy import config as cfg
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = "Run the dockerpy daemon: the Docker Engine API on a unix socket."
+
+    optFlags = [
+        ["tls", None, "Use TLS; implied by --tlsverify"],
+        ["tlsverify", None, "Use TLS and verify the remote (require client certificates)"],
+        ["insecure-tcp-without-tls", None,
+         "Serve plain TCP without TLS: anyone who reaches the port is root on this host"],
+    ]
+    optParameters = [
+        ["data-root", None, cfg.DEFAULT_DATA_ROOT, "Root directory of persistent state"],
+        ["exec-root", None, cfg.DEFAULT_EXEC_ROOT, "Root directory for execution state files"],
+        ["storage-driver", "s", "overlay2", "Storage driver to use (overlay2, vfs)"],
+        ["default-runtime", None, None, "Default OCI runtime for containers (crun, runc)"],
+        ["config-file", None, None, "Daemon configuration file (daemon.json)"],
+        ["log-level", "l", "info", "Set the logging level (debug, info, warn, error, fatal)"],
+        ["tlscacert", None, None, "Trust certs signed only by this CA"],
+        ["tlscert", None, None, "Path to TLS certificate file"],
+        ["tlskey", None, None, "Path to TLS key file"],
+        ["group", "G", "docker", "Group for the unix socket"],
+        ["cgroup-parent", None, None, "Parent cgroup for all containers"],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["hosts"] = []
+
+    def opt_host(self, value: str) -> None:
+        """Daemon socket(s) to connect to (unix:///path, tcp://addr:port); repeatable"""
+        self["hosts"].append(value)
+
+    opt_H = opt_host
+
+    def postOptions(self) -> None:  # noqa: N802 (Twisted API)
+        self.config = build_config(self)
+
+
+_FLAG_FIELDS = {
+    "data-root": "data_root", "exec-root": "exec_root", "storage-driver": "storage_driver",
+    "default-runtime": "default_runtime", "log-level": "log_level", "tlscacert": "tlscacert",
+    "tlscert": "tlscert", "tlskey": "tlskey", "group": "group", "cgroup-parent": "cgroup_parent",
+}
+
+
+def _explicit_flags(argv: list[str]) -> set[str]:
+    explicit = set()
+    for arg in argv:
+        name = arg.lstrip("-").split("=", 1)[0]
+        if name in ("H", "host"):
+            explicit.add("hosts")
+        elif name in _FLAG_FIELDS:
+            explicit.add(_FLAG_FIELDS[name])
+        elif name in ("tls", "tlsverify"):
+            explicit.add(name)
+    return explicit
+
+
+def build_config(options: Options, argv: list[str] | None = None) -> cfg.DaemonConfig:
+    from dockerpy import errors
+
+    conf = cfg.DaemonConfig(
+        hosts=list(options["hosts"]),
+        data_root=os.path.abspath(options["data-root"]),
+        exec_root=os.path.abspath(options["exec-root"]),
+        storage_driver=options["storage-driver"],
+        default_runtime=options["default-runtime"],
+        log_level=options["log-level"],
+        tls=bool(options["tls"]),
+        tlsverify=bool(options["tlsverify"]),
+        tlscacert=options["tlscacert"],
+        tlscert=options["tlscert"],
+        tlskey=options["tlskey"],
+        insecure_tcp=bool(options["insecure-tcp-without-tls"]),
+        group=options["group"],
+        cgroup_parent=options["cgroup-parent"],
+    )
+    if options["config-file"]:
+        try:
+            cfg.merge(conf, cfg.load_daemon_json(options["config-file"]),
+                      _explicit_flags(argv if argv is not None else sys.argv))
+        except errors.DockerError as e:
+            raise usage.UsageError(e.message) from None
+    if not conf.hosts:
+        conf.hosts = [cfg.DEFAULT_HOST]
+    if conf.storage_driver not in ("overlay2", "vfs"):
+        raise usage.UsageError(f"unknown storage driver: {conf.storage_driver}")
+    if conf.default_runtime not in (None, "crun", "runc"):
+        raise usage.UsageError(f"unknown runtime: {conf.default_runtime}")
+    for host in conf.hosts:
+        parse_host(host)  # validates
+    if conf.tlsverify:
+        conf.tls = True
+    if conf.tls and not (conf.tlscert and conf.tlskey):
+        raise usage.UsageError("--tls needs --tlscert and --tlskey")
+    if conf.tlsverify and not conf.tlscacert:
+        raise usage.UsageError("--tlsverify needs --tlscacert")
+    for host in conf.hosts:
+        if parse_host(host)[0] == "tcp" and not conf.tls and not conf.insecure_tcp:
+            raise usage.UsageError(
+                f"refusing to serve {host} without TLS: use --tlsverify with --tlscacert, "
+                "--tlscert and --tlskey (or --insecure-tcp-without-tls if you really mean it)")
+    return conf
+
+
+def parse_host(host: str) -> tuple[str, str, int]:
+    """``unix:///path`` -> ("unix", path, 0); ``tcp://addr:port`` -> ("tcp", addr, port)."""
+    parts = urlsplit(host)
+    if parts.scheme == "unix":
+        path = parts.path or (parts.netloc and "/" + parts.netloc)
+        if not path:
+            raise usage.UsageError(f"invalid unix socket address: {host}")
+        return "unix", path, 0
+    if parts.scheme == "tcp":
+        try:
+            port = parts.port or 2376
+        except ValueError:
+            raise usage.UsageError(f"invalid TCP address: {host}") from None
+        return "tcp", parts.hostname or "0.0.0.0", port
+    raise usage.UsageError(f"invalid daemon address (want unix:// or tcp://): {host}")
+
+
+def socket_is_live(path: str) -> bool:
+    """Whether a daemon answers on the unix socket at ``path``."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(1.0)
+    try:
+        s.connect(path)
+    except OSError:
+        return False
+    finally:
+        s.close()
+    return True
+
+
+def unix_endpoint(reactor, path: str):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if socket_is_live(path):
+        raise usage.UsageError(
+            f"another daemon is already listening on unix://{path}: refusing to start")
+    # A socket file nobody answers on is stale: the lock file (wantPID) lets
+    # Twisted replace it, but a bare socket without a lock is removed here.
+    if os.path.exists(path) and not os.path.exists(path + ".lock"):
+        os.unlink(path)
+    return endpoints.UNIXServerEndpoint(reactor, path, mode=0o660, wantPID=True)
+
+
+def tls_options(conf: cfg.DaemonConfig):
+    from twisted.internet import ssl
+
+    with open(conf.tlscert, "rb") as f:
+        cert = f.read()
+    with open(conf.tlskey, "rb") as f:
+        key = f.read()
+    private = ssl.PrivateCertificate.loadPEM(cert + b"\n" + key)
+    if conf.tlsverify:
+        with open(conf.tlscacert, "rb") as f:
+            ca = ssl.Certificate.loadPEM(f.read())
+        # trustRoot makes OpenSSL require a client certificate signed by the CA
+        # (VERIFY_PEER | VERIFY_FAIL_IF_NO_PEER_CERT), as dockerd's --tlsverify.
+        return private.options(ca)
+    return private.options()
+
+
+def listen_endpoints(reactor, conf: cfg.DaemonConfig):
+    """:return: list of (description, endpoint, unix_path or None)."""
+    out = []
+    for host in conf.hosts:
+        kind, addr, port = parse_host(host)
+        if kind == "unix":
+            out.append((host, unix_endpoint(reactor, addr), addr))
+        elif conf.tls:
+            out.append((host, endpoints.SSL4ServerEndpoint(
+                reactor, port, tls_options(conf), interface=addr), None))
+        else:
+            out.append((host, endpoints.TCP4ServerEndpoint(reactor, port, interface=addr), None))
+    return out
+
+
+class SocketGroupService(service.Service):
+    """Give the unix sockets to the ``docker`` group once they exist."""
+
+    def __init__(self, paths: list[str], group: str):
+        self.paths, self.group = paths, group
+
+    def startService(self) -> None:  # noqa: N802
+        super().startService()
+        try:
+            gid = grp.getgrnam(self.group).gr_gid
+        except KeyError:
+            return
+        for path in self.paths:
+            try:
+                os.chown(path, 0, gid)
+            except OSError:
+                pass
+
+
+def makeService(options: Options, reactor=None) -> service.IService:  # noqa: N802
+    if reactor is None:
+        from twisted.internet import reactor  # the one place we take the global reactor
+    from twisted.logger import Logger
+
+    from dockerpy.daemon import DaemonService
+
+    conf: cfg.DaemonConfig = options.config
+    top = service.MultiService()
+    daemon = DaemonService(reactor, conf)
+    daemon.setServiceParent(top)
+    listeners = listen_endpoints(reactor, conf)
+    for host, endpoint, _ in listeners:
+        if host.startswith("tcp://") and not conf.tls:
+            Logger().critical(
+                "API listening on {host} WITHOUT TLS: anyone who can reach it controls this "
+                "host as root", host=host)
+    api = daemon.api_service(listeners)
+    api.setServiceParent(top)
+    SocketGroupService([p for _, _, p in listeners if p], conf.group).setServiceParent(top)
+    return top
+
+
+__all__ = ["Options", "makeService", "StreamServerEndpointService"]

@@ -1,0 +1,190 @@
+"""A real dockerpy daemon for integration tests.
+
+Starts ``twistd -n docker`` on a temporary socket, data root and exec root
+(under /tmp: unix socket paths must stay below ~107 bytes), imports a
+busybox image made from Debian's busybox-static, and on stop checks and
+cleans everything the daemon could have left behind: mounts, runtime
+state, cgroups.  Needs root, runc and overlayfs: ``skip_reason()`` says
+why a machine cannot run these tests.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DOCKER_CLI = os.environ.get("DOCKERPY_TEST_CLI", "/usr/local/bin/docker")
+
+
+def skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "integration tests need root"
+    if not (shutil.which("runc") or shutil.which("crun")):
+        return "no OCI runtime installed (contrib/install.sh installs runc and crun)"
+    if not (os.path.exists("/bin/busybox") or os.path.exists("/usr/bin/busybox")):
+        return "busybox-static is not installed (contrib/install.sh installs it)"
+    return None
+
+
+def cli_skip_reason() -> str | None:
+    return skip_reason() or (None if os.access(DOCKER_CLI, os.X_OK)
+                             else f"the docker CLI is not at {DOCKER_CLI}")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 60):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+def _mounts_under(prefix: str) -> list[str]:
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mnt = line.split()[4].replace("\\040", " ")
+            if mnt == prefix or mnt.startswith(prefix + "/"):
+                out.append(mnt)
+    return out
+
+
+class Daemon:
+    def __init__(self, storage_driver: str = "overlay2", runtime: str | None = None,
+                 extra_args: list[str] | None = None):
+        self.storage_driver = storage_driver
+        self.runtime = runtime
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen | None = None
+        self.tmp = tempfile.mkdtemp(prefix="dpt-", dir="/tmp")
+        self.sock = os.path.join(self.tmp, "d.sock")
+        self.data_root = os.path.join(self.tmp, "data")
+        self.exec_root = os.path.join(self.tmp, "exec")
+        self.log_path = os.path.join(self.tmp, "daemon.log")
+        self.host = "unix://" + self.sock
+
+    @property
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env["DOCKER_HOST"] = self.host
+        env.pop("DOCKER_CONTEXT", None)
+        env["DOCKER_CONFIG"] = os.path.join(self.tmp, "client-config")
+        env["DOCKER_BUILDKIT"] = "0"
+        return env
+
+    def start(self, timeout: float = 30.0) -> None:
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        argv = [twistd, "-n", "--pidfile", os.path.join(self.tmp, "twistd.pid"),
+                "--logfile", self.log_path, "docker", "-H", self.host,
+                "--data-root", self.data_root, "--exec-root", self.exec_root,
+                "--storage-driver", self.storage_driver] + self.extra_args
+        if self.runtime:
+            argv += ["--default-runtime", self.runtime]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+        self.proc = subprocess.Popen(argv, env=env, cwd=self.tmp, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n"
+                                   + self.read_log())
+            try:
+                status, _, _ = self.request("GET", "/_ping")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("daemon did not answer in time:\n" + self.read_log())
+
+    def read_log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-20000:]
+        except OSError:
+            return ""
+
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 60):
+        conn = UnixHTTPConnection(self.sock, timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body).encode()
+                headers = dict(headers or {}, **{"Content-Type": "application/json"})
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, dict(resp.getheaders()), data
+        finally:
+            conn.close()
+
+    def json(self, method: str, path: str, body=None):
+        status, _, data = self.request(method, path, body)
+        return status, (json.loads(data) if data.strip() else None)
+
+    def import_busybox(self, ref: str = "busybox:latest") -> str:
+        from dockerpy.tools.busybox_rootfs import rootfs_tar_bytes
+
+        repo, _, tag = ref.partition(":")
+        status, _, data = self.request(
+            "POST", f"/images/create?fromSrc=-&repo={repo}&tag={tag or 'latest'}",
+            rootfs_tar_bytes(), {"Content-Type": "application/x-tar"})
+        if status != 200:
+            raise RuntimeError(f"import failed: {status} {data!r}")
+        return json.loads(data.splitlines()[-1])["status"]
+
+    def cli(self, *args: str, input: bytes | None = None, timeout: float = 120,
+            check: bool = False) -> subprocess.CompletedProcess:
+        result = subprocess.run([DOCKER_CLI, *args], input=input, capture_output=True,
+                                env=self.env, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} exited {result.returncode}: "
+                                 f"{result.stderr.decode(errors='replace')}")
+        return result
+
+    def mounts(self) -> list[str]:
+        return _mounts_under(self.tmp)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill9(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def destroy(self) -> list[str]:
+        """Stop and remove everything; :return: what was left behind (leaks)."""
+        self.stop()
+        leaks = [f"mount {m}" for m in self.mounts()]
+        for runtime in ("runc", "crun"):
+            state = os.path.join(self.exec_root, "runtime", runtime)
+            if os.path.isdir(state) and os.listdir(state):
+                leaks.append(f"{runtime} state {os.listdir(state)}")
+                for cid in os.listdir(state):
+                    subprocess.run([runtime, "--root", state, "delete", "--force", cid],
+                                   capture_output=True)
+        for m in sorted(self.mounts(), key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return leaks
