@@ -94,14 +94,14 @@ def _stream_json(request, obj) -> None:
 
 
 def _in_use(daemon):
-    def in_use(image_id: str):
-        users = daemon.containers.image_users(image_id)
-        if not users:
-            return None
-        running = [u for u in users if daemon.containers.is_running(u.id)]
-        return (running or users)[0].short_id, bool(running)
-
-    return in_use
+    """A snapshot of which containers use which image, taken on the reactor
+    thread, for the store's removal rules (which run in a worker thread)."""
+    usage: dict[str, tuple[str, bool]] = {}
+    for rec in daemon.containers.all():
+        running = daemon.containers.is_running(rec.id)
+        if rec.image not in usage or (running and not usage[rec.image][1]):
+            usage[rec.image] = (rec.id, running)
+    return usage.get
 
 
 def _split_repo_tag(repo: str, tag: str | None) -> str:
@@ -215,7 +215,15 @@ def install(app: Klein, daemon=None) -> None:
         filters = parse_filters(query(request, "filters"))
         check_filters(filters, {"dangling", "until", "label", "label!"})
         dangling = filters.get("dangling", ["true"])[-1].lower() in ("true", "1")
-        result = await daemon.in_thread(store().prune, not dangling, _in_use(daemon), filters)
+        now = daemon.reactor.seconds()
+        until = None
+        if filters.get("until"):
+            until = datetime.datetime.fromtimestamp(
+                min(parse_timestamp_arg(v, now) for v in filters["until"]),
+                datetime.timezone.utc)
+        result = await daemon.in_thread(store().prune, not dangling, _in_use(daemon),
+                                        filters.get("label", []), filters.get("label!", []),
+                                        until)
         return write_json(request, result)
 
     @app.route("/commit", methods=["POST"])
@@ -230,14 +238,20 @@ def install(app: Klein, daemon=None) -> None:
         changes = query_all(request, "changes")
         repo, tag = query(request, "repo"), query(request, "tag")
         ref = _split_repo_tag(repo, tag) if repo else None
-        parent = store().resolve(rec.image) if rec.image else None
+        from dockerpy.images.store import apply_changes
+
+        try:
+            parent = store().get(rec.image)
+        except errors.NotFound:
+            parent = None  # the image was removed with --force; commit on top of nothing
         config = dict(rec.config)
         if overrides:
             config = merge_config(overrides, config)
-        config.pop("Hostname", None) if False else None
+        if changes:
+            config = apply_changes(config, changes)
         now = datetime.datetime.fromtimestamp(daemon.reactor.seconds(), datetime.timezone.utc)
         image = await daemon.in_thread(
             store().commit, rec.layer_id, parent, config, rec.config,
             query(request, "author") or "", query(request, "comment") or "",
-            " ".join([rec.path] + rec.args), ref, now, changes, rec.id)
+            " ".join([rec.path] + rec.args), ref, now, rec.id)
         return write_json(request, {"Id": image.id}, 201)

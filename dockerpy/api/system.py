@@ -122,7 +122,7 @@ def info_body(daemon) -> dict:
         "SystemTime": rfc3339(time.time()),
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
-        "CgroupVersion": str(daemon.cgroup_version),
+        "CgroupVersion": daemon.cgroup_version,
         "NEventsListener": 0,
         "KernelVersion": platform.release(),
         "OperatingSystem": os_name,
@@ -155,6 +155,6 @@ def info_body(daemon) -> dict:
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
-        "SecurityOptions": ["name=cgroupns"] if daemon.cgroup_version == 2 else [],
+        "SecurityOptions": ["name=cgroupns"] if daemon.cgroup_version == "2" else [],
         "Warnings": None,
     }

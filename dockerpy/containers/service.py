@@ -252,7 +252,7 @@ class ContainerService:
         # Reserve the name before yielding to the thread pool.
         self._names[name] = cid
         try:
-            await self._in_thread(self._make_layers, rec, self.images.top_layer(image))
+            await self._in_thread(self._make_layers, rec, image)
         except BaseException:
             del self._names[name]
             raise
@@ -260,10 +260,13 @@ class ContainerService:
         self._emit("create", rec)
         return rec
 
-    def _make_layers(self, rec: ContainerRecord, parent: str | None) -> None:
+    def _make_layers(self, rec: ContainerRecord, image) -> None:
         import tempfile
 
         made = []
+        # The hold keeps the image's layers while this container exists, even
+        # if the image is removed with --force (as Docker does).
+        parent = self.images.acquire_layer(rec.id, image)
         try:
             self.driver.create(rec.init_layer_id, parent)
             made.append(rec.init_layer_id)
@@ -278,6 +281,7 @@ class ContainerService:
             for layer in reversed(made):
                 self.driver.remove(layer)
             self.records.delete(rec.id)
+            self.images.release_layer(rec.id)
             raise
 
     # -- attach -----------------------------------------------------------
@@ -360,6 +364,7 @@ class ContainerService:
 
     def _prepare_bundle(self, rec: ContainerRecord, rootfs: str, bundle: str) -> dict:
         """Thread: resolve the user in the image, write /etc files and config.json."""
+        from dockerpy.runtime.cgroups import default_cgroupns_mode
         from dockerpy.runtime.spec import SpecInput, build_spec
         from dockerpy.runtime.users import resolve_user
 
@@ -388,6 +393,7 @@ class ContainerService:
             network=network,
             mounts=etc_mounts,
             cgroups_path=f"{self.cgroup_parent}/{rec.id}",
+            cgroupns=default_cgroupns_mode(),
             cap_add=hc.get("CapAdd") or [],
             cap_drop=hc.get("CapDrop") or [],
             privileged=bool(hc.get("Privileged")),
@@ -545,6 +551,7 @@ class ContainerService:
         self.driver.remove(rec.layer_id)
         self.driver.remove(rec.init_layer_id)
         self.records.delete(rec.id)
+        self.images.release_layer(rec.id)
 
     async def prune(self, filters: dict[str, list[str]]) -> dict:
         from dockerpy.containers.filters import matches_prune

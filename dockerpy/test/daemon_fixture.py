@@ -178,7 +178,7 @@ class Daemon:
         self.stop()
         leaks = [f"mount {m}" for m in self.mounts()]
         for runtime in ("runc", "crun"):
-            state = os.path.join(self.exec_root, "runtime", runtime)
+            state = os.path.join(self.exec_root, f"runtime-{runtime}")
             if os.path.isdir(state) and os.listdir(state):
                 leaks.append(f"{runtime} state {os.listdir(state)}")
                 for cid in os.listdir(state):

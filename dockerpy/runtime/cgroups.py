@@ -1,0 +1,143 @@
+# -*- test-case-name: dockerpy.test.test_runtime_oci -*-
+"""Cgroup facts the daemon reports and the cgroup parent its containers live in.
+
+This module owns: which cgroup layout the host has (v1, v2, hybrid), what
+``docker info`` says about it (``CgroupVersion``, ``CgroupDriver``), the
+per-daemon cgroup parent (so two daemons on one host never share a cgroup),
+and removing that parent at shutdown.  The runtime creates and removes each
+container's own cgroup; nothing here writes cgroup control files.
+
+Functions reading ``/proc`` or ``/sys`` block briefly; removing cgroups walks
+directories: call :func:`remove_cgroup_parent` from the thread pool.
+"""
+
+import errno
+import hashlib
+import os
+from typing import Optional
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+CGROUP2_SUPER_MAGIC = 0x63677270
+
+UNIFIED = "unified"
+HYBRID = "hybrid"
+LEGACY = "legacy"
+
+
+def cgroup_mode(root: str = CGROUP_ROOT,
+                mountinfo: str = "/proc/self/mountinfo") -> str:
+    """The host's layout, as containerd's ``cgroups.Mode()`` names it.
+
+    :return: ``"unified"`` (pure v2), ``"hybrid"`` (v1 controllers plus a v2
+        tree at ``<root>/unified``) or ``"legacy"`` (v1 only).
+    """
+    types = {mountpoint: fstype for mountpoint, fstype in _cgroup_mounts(mountinfo)}
+    if types.get(root) == "cgroup2":
+        return UNIFIED
+    if types.get(os.path.join(root, "unified")) == "cgroup2":
+        return HYBRID
+    return LEGACY
+
+
+def cgroup_version(mode: Optional[str] = None) -> str:
+    """``CgroupVersion`` of ``docker info``: moby reports ``"2"`` only on a
+    pure v2 host and ``"1"`` on hybrid hosts (``daemon/info_unix.go``
+    tests ``cgroups.Mode() == cgroups.Unified``)."""
+    return "2" if (mode or cgroup_mode()) == UNIFIED else "1"
+
+
+def cgroup_driver() -> str:
+    """``CgroupDriver`` of ``docker info``: we drive cgroups through the
+    file system (runc/crun with plain ``cgroupsPath``), never systemd."""
+    return "cgroupfs"
+
+
+def default_cgroupns_mode(mode: Optional[str] = None) -> str:
+    """Docker's default cgroup namespace mode: ``private`` on a pure v2 host,
+    ``host`` otherwise (moby ``daemon/config``)."""
+    return "private" if (mode or cgroup_mode()) == UNIFIED else "host"
+
+
+def cgroup_parent_for(data_root: str) -> str:
+    """The per-daemon cgroup parent: ``/dockerpy-<8 hex of sha256(data_root)>``.
+
+    Containers go to ``<parent>/<container id>`` (Docker uses ``/docker``).
+    """
+    digest = hashlib.sha256(os.path.abspath(data_root).encode()).hexdigest()
+    return f"/dockerpy-{digest[:8]}"
+
+
+def cgroups_path(parent: str, container_id: str) -> str:
+    """``linux.cgroupsPath`` of a container."""
+    return parent.rstrip("/") + "/" + container_id
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal.
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and len(field[i + 1:i + 4]) == 3 and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def _cgroup_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[tuple[str, str]]:
+    """:return: ``(mount point, "cgroup" or "cgroup2")`` of every cgroup mount."""
+    found = []
+    try:
+        with open(mountinfo) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fstype = right.split(" ", 1)[0]
+        if fstype in ("cgroup", "cgroup2"):
+            found.append((_unescape(left.split(" ")[4]), fstype))
+    return found
+
+
+def cgroup_mountpoints(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Mount points of every cgroup hierarchy (v1 and v2) on the host."""
+    return [mountpoint for mountpoint, _ in _cgroup_mounts(mountinfo)]
+
+
+def _remove_tree(path: str) -> list[str]:
+    """rmdir ``path`` and its sub-cgroups, deepest first.
+
+    :return: the directories that could not be removed (still busy).
+    """
+    busy = []
+    if not os.path.isdir(path):
+        return busy
+    for dirpath, dirnames, _ in os.walk(path, topdown=False):
+        try:
+            os.rmdir(dirpath)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                busy.append(dirpath)
+    return busy
+
+
+def remove_cgroup_parent(parent: str,
+                         mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Remove the daemon's cgroup parent from every hierarchy.
+
+    Cgroups that still hold processes cannot be removed: they are left in
+    place and returned, so the caller can log them.  Blocking.
+
+    :return: the cgroup directories left behind.
+    """
+    relative = parent.strip("/")
+    if not relative or ".." in relative.split("/"):
+        raise ValueError(f"refusing to remove cgroup parent {parent!r}")
+    busy = []
+    for mountpoint in cgroup_mountpoints(mountinfo):
+        busy.extend(_remove_tree(os.path.join(mountpoint, relative)))
+    return busy

@@ -1,0 +1,599 @@
+# -*- test-case-name: dockerpy.test.test_runtime_oci -*-
+"""runc and crun driven through their command lines (:class:`IRuntime`).
+
+This module owns the runtime's command lines, the foreground ``run`` of a
+container as a child of the daemon (the caller's ``ProcessProtocol`` gets the
+container's streams and exit), the detection of a container's start, the
+wording of start failures as Docker words them, probing which runtime works
+on this host, and choosing the default one.
+
+Every program runs through ``reactor.spawnProcess``; nothing here blocks the
+reactor except tiny file operations (a pid file, a runtime log).  It does not
+write ``config.json`` (see :mod:`dockerpy.runtime.spec`) nor manage cgroup
+parents (:mod:`dockerpy.runtime.cgroups`).
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from typing import Any, Optional
+
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from dockerpy import atomic
+from dockerpy.errors import (
+    Conflict, DockerError, InvalidParameter, NotFound, SystemError_, Unavailable)
+from dockerpy.interfaces import IRuntime
+from dockerpy.runtime import cgroups
+
+log = Logger()
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#: How often ``run`` looks for the pid file while the runtime starts the
+#: container (seconds); the runtime needs ~40 ms, so this bounds the delay
+#: we add to the start of every container.
+PID_POLL_INTERVAL = 0.002
+#: After this long the polling slows down (a runtime stuck in a hook).
+PID_POLL_FAST_FOR = 5.0
+PID_POLL_SLOW_INTERVAL = 0.05
+
+RUNTIME_LOG = "runtime.log"
+
+# Docker's exit codes for containers that could not start.
+EXIT_CMD_NOT_FOUND = 127
+EXIT_CANNOT_INVOKE = 126
+EXIT_UNKNOWN = 128
+
+
+class StartError(InvalidParameter):
+    """The container's process could not be started: a bad command or mount.
+
+    ``exit_code`` is what Docker records as the container's exit code (127
+    not found, 126 cannot invoke).
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class RuntimeStartError(SystemError_):
+    """The runtime failed to start the container for another reason (500)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_UNKNOWN) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class RuntimeCommandError(SystemError_):
+    """A runtime command (kill, delete, ...) failed; the message is the runtime's."""
+
+
+def translate_start_error(runtime: str, message: str, cmd: str) -> DockerError:
+    """Word a start failure as Docker does (moby ``translateContainerdStartErr``).
+
+    :param runtime: ``runc`` or ``crun``.
+    :param message: the runtime's own message, prefix ``<rt> run failed:`` removed.
+    :param cmd: the container's command (``args[0]``).
+    """
+    text = f"OCI runtime create failed: {runtime} create failed: {message}: unknown"
+    low = message.lower()
+    if cmd and cmd.lower() in low and (
+            "executable file not found" in low or "no such file or directory" in low):
+        return StartError(text, EXIT_CMD_NOT_FOUND)
+    if "permission denied" in low:
+        return StartError(text, EXIT_CANNOT_INVOKE)
+    if "not a directory" in low:
+        return StartError(
+            text + ": Are you trying to mount a directory onto a file (or vice-versa)?"
+            " Check if the specified host path exists and is the expected type",
+            EXIT_CMD_NOT_FOUND)
+    return RuntimeStartError(text)
+
+
+def _log_messages(data: bytes) -> list[str]:
+    """Error messages from a runtime's JSON log (or plain text lines)."""
+    messages = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            messages.append(line)
+            continue
+        if isinstance(entry, dict):
+            if entry.get("level", "error") in ("error", "fatal", "panic"):
+                messages.append(str(entry.get("msg", "")))
+        else:
+            messages.append(line)
+    return messages
+
+
+def _strip_prefix(runtime: str, message: str) -> str:
+    for prefix in (f"{runtime} run failed: ", f"{runtime} create failed: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
+def _is_missing(message: str) -> bool:
+    low = message.lower()
+    return "does not exist" in low or "not found" in low or "no such" in low
+
+
+class _CommandProtocol(ProcessProtocol):
+    """Collect a short command's output; fire with ``(code, stdout, stderr)``."""
+
+    def __init__(self, done: Deferred) -> None:
+        self.done = done
+        self.out: list[bytes] = []
+        self.err: list[bytes] = []
+
+    def connectionMade(self) -> None:
+        self.transport.closeStdin()
+
+    def childDataReceived(self, fd: int, data: bytes) -> None:
+        (self.out if fd == 1 else self.err).append(data)
+
+    def processEnded(self, reason: Failure) -> None:
+        value = reason.value
+        code = value.exitCode if isinstance(value, ProcessTerminated) else 0
+        if code is None:
+            code = 128 + (value.signal or 0)
+        self.done.callback((code, b"".join(self.out), b"".join(self.err)))
+
+
+class _StartWatcher(ProcessProtocol):
+    """Stand between the runtime process and the caller's protocol.
+
+    Forwards everything to the caller's protocol, and tells ``started`` when
+    the container runs (its pid file appears) or why it never did.  Until
+    then the runtime's stderr is held back: it carries the runtime's own
+    error text, which must not end up in the container's log.  On a start
+    failure the runtime's state is deleted, then ``started`` fails, and only
+    then does the caller's protocol see ``processExited``/``processEnded``.
+    """
+
+    def __init__(self, runtime: "OCIRuntime", container_id: str, bundle: str,
+                 pid_file: str, inner: ProcessProtocol, started: Deferred) -> None:
+        self.runtime = runtime
+        self.container_id = container_id
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.inner = inner
+        self.started = started
+        self.pid: Optional[int] = None
+        self._state = "starting"  # -> "running" | "failed"
+        self._held_stderr: list[bytes] = []
+        self._held_events: list[tuple[str, Any]] = []
+        self._poll_call = None
+        self._polling_since = runtime.reactor.seconds()
+
+    # -- transport side ---------------------------------------------------
+
+    def makeConnection(self, transport) -> None:
+        self.transport = transport
+        self.inner.makeConnection(transport)
+        self._schedule_poll()
+
+    def childDataReceived(self, fd: int, data: bytes) -> None:
+        if fd == 2 and self._state != "running":
+            self._held_stderr.append(data)
+            return
+        self.inner.childDataReceived(fd, data)
+
+    def childConnectionLost(self, fd: int) -> None:
+        if self._state == "running" or fd != 2:
+            self.inner.childConnectionLost(fd)
+        else:
+            self._held_events.append(("childConnectionLost", fd))
+
+    def processExited(self, reason: Failure) -> None:
+        if self._state == "starting":
+            self._check_started()
+        if self._state == "starting":
+            self._fail_start(reason)
+        if self._state == "running":
+            self.inner.processExited(reason)
+        else:
+            self._held_events.append(("processExited", reason))
+
+    def processEnded(self, reason: Failure) -> None:
+        if self._state == "running":
+            self.inner.processEnded(reason)
+        else:
+            self._held_events.append(("processEnded", reason))
+
+    # -- start detection --------------------------------------------------
+
+    def _schedule_poll(self) -> None:
+        reactor = self.runtime.reactor
+        fast = reactor.seconds() - self._polling_since < PID_POLL_FAST_FOR
+        delay = PID_POLL_INTERVAL if fast else PID_POLL_SLOW_INTERVAL
+        self._poll_call = reactor.callLater(delay, self._poll)
+
+    def _poll(self) -> None:
+        self._poll_call = None
+        if self._state != "starting":
+            return
+        self._check_started()
+        if self._state == "starting":
+            self._schedule_poll()
+
+    def _check_started(self) -> None:
+        try:
+            with open(self.pid_file, "rb") as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            return
+        try:
+            pid = int(text)
+        except ValueError:
+            return  # written but not yet complete (crun writes in place)
+        self.pid = pid
+        self._state = "running"
+        if self._poll_call is not None and self._poll_call.active():
+            self._poll_call.cancel()
+        self._poll_call = None
+        held, self._held_stderr = self._held_stderr, []
+        self.started.callback(pid)
+        for data in held:
+            self.inner.childDataReceived(2, data)
+        self._replay()
+
+    def _replay(self) -> None:
+        events, self._held_events = self._held_events, []
+        for name, arg in events:
+            getattr(self.inner, name)(arg)
+
+    def _fail_start(self, reason: Failure) -> None:
+        self._state = "failed"
+        if self._poll_call is not None and self._poll_call.active():
+            self._poll_call.cancel()
+        self._poll_call = None
+        error = self._start_error(reason)
+
+        def report(_: object) -> None:
+            self._state = "running"  # from now on, forward as is
+            self._held_stderr = []  # the runtime's error text, not output
+            self.started.errback(error)
+            self._replay()
+
+        d = self.runtime.delete(self.container_id, True)
+        d.addErrback(lambda f: log.failure(
+            "cleaning up after failed start of {id}", f, id=self.container_id))
+        d.addBoth(report)
+
+    def _start_error(self, reason: Failure) -> DockerError:
+        name = self.runtime.name
+        messages: list[str] = []
+        try:
+            with open(os.path.join(self.bundle, RUNTIME_LOG), "rb") as f:
+                messages = _log_messages(f.read())
+        except OSError:
+            pass
+        if not messages:
+            messages = _log_messages(b"".join(self._held_stderr))
+        if messages:
+            message = _strip_prefix(name, messages[-1])
+        else:
+            code = getattr(reason.value, "exitCode", None)
+            message = f"{name} exited with status {code} before starting the container"
+        cmd = ""
+        try:
+            spec = atomic.read_json(os.path.join(self.bundle, "config.json"))
+            cmd = spec["process"]["args"][0]
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            pass
+        return translate_start_error(name, message, cmd)
+
+
+@implementer(IRuntime)
+class OCIRuntime:
+    """An OCI runtime binary with its own state directory.
+
+    :param reactor: provides ``IReactorProcess`` and ``IReactorTime``.
+    :param name: ``runc`` or ``crun`` (also the prefix of its error messages).
+    :param path: absolute path of the binary.
+    :param state_root: the runtime's ``--root``; one per daemon.
+    :param env: environment of the runtime processes (default: ``PATH`` only).
+    """
+
+    def __init__(self, reactor, name: str, path: str, state_root: str,
+                 env: Optional[dict[str, str]] = None) -> None:
+        self.reactor = reactor
+        self.name = name
+        self.path = path
+        self.state_root = state_root
+        self.env = dict(env) if env is not None else {
+            "PATH": os.environ.get("PATH") or DEFAULT_PATH}
+
+    def __repr__(self) -> str:
+        return f"OCIRuntime({self.name!r}, {self.path!r}, {self.state_root!r})"
+
+    def _base_args(self) -> list[str]:
+        return [self.path, "--root", self.state_root]
+
+    # -- short commands ---------------------------------------------------
+
+    def _command(self, args: list[str]) -> Deferred:
+        """Run ``<rt> --root R --log-format json <args>``.
+
+        :return: Deferred firing with ``(exit code, stdout, stderr)``.
+        """
+        done: Deferred = Deferred()
+        argv = self._base_args() + ["--log-format", "json"] + args
+        self.reactor.spawnProcess(
+            _CommandProtocol(done), self.path, argv, env=self.env,
+            childFDs={0: "w", 1: "r", 2: "r"})
+        return done
+
+    def _checked(self, args: list[str], container_id: str = "",
+                 missing_ok: bool = False) -> Deferred:
+        """Run a command; fire with its stdout, or fail with the runtime's
+        message as a domain error."""
+
+        def check(result: tuple[int, bytes, bytes]) -> bytes:
+            code, out, err = result
+            if code == 0:
+                return out
+            messages = _log_messages(err)
+            message = messages[-1] if messages else f"{self.name} exited with status {code}"
+            if _is_missing(message):
+                if missing_ok:
+                    return b""
+                raise NotFound(f"No such container: {container_id}")
+            if "not running" in message.lower() or "is stopped" in message.lower():
+                raise Conflict(f"Container {container_id} is not running")
+            if "paused" in message.lower():
+                raise Conflict(f"Container {container_id} is paused")
+            raise RuntimeCommandError(f"{self.name}: {message}")
+
+        return self._command(args).addCallback(check)
+
+    def version(self) -> Deferred:
+        def parse(out: bytes) -> str:
+            first = out.decode("utf-8", "replace").splitlines()[0] if out else ""
+            # "runc version 1.1.5+ds1", "crun version 1.8.1"
+            return first.split("version", 1)[-1].strip()
+        done: Deferred = Deferred()
+        self.reactor.spawnProcess(
+            _CommandProtocol(done), self.path, [self.path, "--version"],
+            env=self.env, childFDs={0: "w", 1: "r", 2: "r"})
+        return done.addCallback(lambda r: parse(r[1]))
+
+    def kill(self, container_id: str, signal: int) -> Deferred:
+        return self._checked(["kill", container_id, str(int(signal))],
+                             container_id).addCallback(lambda _: None)
+
+    def delete(self, container_id: str, force: bool = False) -> Deferred:
+        args = ["delete"] + (["--force"] if force else []) + [container_id]
+        return self._checked(args, container_id, missing_ok=True).addCallback(
+            lambda _: None)
+
+    def pause(self, container_id: str) -> Deferred:
+        return self._checked(["pause", container_id], container_id).addCallback(
+            lambda _: None)
+
+    def resume(self, container_id: str) -> Deferred:
+        return self._checked(["resume", container_id], container_id).addCallback(
+            lambda _: None)
+
+    def pids(self, container_id: str) -> Deferred:
+        def parse(out: bytes) -> list[int]:
+            value = json.loads(out or b"null")
+            return [int(p) for p in value or []]
+        return self._checked(["ps", "--format", "json", container_id],
+                             container_id).addCallback(parse)
+
+    def state(self, container_id: str) -> Deferred:
+        """Deferred firing with the runtime's ``state`` document (a dict:
+        ``status`` is ``created``, ``running``, ``paused`` or ``stopped``)."""
+        return self._checked(["state", container_id], container_id).addCallback(
+            json.loads)
+
+    def list(self) -> Deferred:
+        if not os.path.isdir(self.state_root):
+            return succeed([])
+
+        def parse(out: bytes) -> list[str]:
+            value = json.loads(out or b"null")
+            return sorted(entry["id"] for entry in value or [])
+        return self._checked(["list", "--format", "json"]).addCallback(parse)
+
+    # -- run --------------------------------------------------------------
+
+    def run(self, container_id: str, bundle: str, protocol: ProcessProtocol,
+            stdin: bool, pid_file: str) -> Deferred:
+        """Run the container in the foreground (see :meth:`IRuntime.run`).
+
+        The runtime's own stderr is held back until the container started
+        (it is the runtime's error text otherwise).  If the bundle's
+        ``process.terminal`` is true the runtime runs on a pty (Twisted's
+        ``usePTY``): output arrives merged on fd 1 and resizing is
+        ``TIOCSWINSZ`` on ``protocol.transport.fileno()``.
+
+        :return: Deferred firing with the container's host pid, or failing
+            with :class:`StartError` (bad command, exit code 127/126) or
+            :class:`RuntimeStartError`, after the runtime's state for the
+            container was deleted.  On failure the protocol still receives
+            ``processExited``/``processEnded``, after the Deferred failed.
+        """
+        os.makedirs(self.state_root, mode=0o700, exist_ok=True)
+        for stale in (pid_file, os.path.join(bundle, RUNTIME_LOG)):
+            try:
+                os.unlink(stale)
+            except FileNotFoundError:
+                pass
+        terminal = False
+        try:
+            terminal = bool(atomic.read_json(
+                os.path.join(bundle, "config.json"))["process"].get("terminal"))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        argv = self._base_args() + [
+            "--log", os.path.join(bundle, RUNTIME_LOG), "--log-format", "json",
+            "run", "--bundle", bundle, "--pid-file", pid_file, container_id]
+        started: Deferred = Deferred()
+        watcher = _StartWatcher(self, container_id, bundle, pid_file, protocol, started)
+        devnull = None
+        try:
+            if terminal:
+                self.reactor.spawnProcess(watcher, self.path, argv, env=self.env,
+                                          usePTY=True)
+            else:
+                if not stdin:
+                    devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                self.reactor.spawnProcess(
+                    watcher, self.path, argv, env=self.env,
+                    childFDs={0: "w" if stdin else devnull, 1: "r", 2: "r"})
+        except OSError as e:
+            return fail(RuntimeStartError(f"cannot run {self.path}: {e}"))
+        finally:
+            if devnull is not None:
+                os.close(devnull)
+        return started
+
+
+def _probe_spec(rootfs: str, cgroups_path: str, binary: str) -> dict:
+    from dockerpy.runtime.spec import SpecInput, build_spec
+    return build_spec(SpecInput(
+        rootfs=rootfs, args=["/true"], env=[f"PATH={DEFAULT_PATH}"],
+        readonly_rootfs=True, hostname="probe", cgroups_path=cgroups_path,
+        mounts=[{"destination": "/true", "type": "bind", "source": binary,
+                 "options": ["bind", "ro"]}]))
+
+
+def _probe_binary() -> Optional[str]:
+    # A static binary that exits 0 when called "true": the probe's rootfs
+    # is an empty directory (the host's / cannot be pivoted into).
+    from dockerpy.tools.busybox_rootfs import find_busybox
+    try:
+        return find_busybox()
+    except RuntimeError:
+        return None
+
+
+class _Discard(ProcessProtocol):
+    def __init__(self) -> None:
+        self.ended: Deferred = Deferred()
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended.callback(reason.value)
+
+
+def probe_runtime(reactor, name: str, path: str, state_root: str) -> Deferred:
+    """Run a tiny container (the host's ``/`` read-only, ``/bin/true``, new
+    namespaces) to learn whether the runtime works on this host.
+
+    :return: Deferred firing with ``(True, "")`` or ``(False, reason)``,
+        reason being the runtime's message (crun 1.8 on a hybrid cgroup
+        host: ``cgroups in hybrid mode not supported, ...``).  Never fails.
+    """
+    runtime = OCIRuntime(reactor, name, path, state_root)
+    container_id = "dockerpy-probe-" + uuid.uuid4().hex[:12]
+    # Like a real container, in a cgroup of its own parent, removed after.
+    cgroup_parent = "/" + container_id
+    try:
+        os.makedirs(state_root, mode=0o700, exist_ok=True)
+        binary = _probe_binary()
+        if binary is None:
+            return succeed((False, "cannot probe: busybox-static is not installed"))
+        bundle = tempfile.mkdtemp(prefix="probe-", dir=state_root)
+        rootfs = os.path.join(bundle, "rootfs")
+        os.mkdir(rootfs)
+        with open(os.path.join(rootfs, "true"), "wb"):
+            pass
+        atomic.write_json(os.path.join(bundle, "config.json"), _probe_spec(
+            rootfs, cgroups.cgroups_path(cgroup_parent, container_id), binary))
+    except Exception as e:
+        return succeed((False, f"cannot prepare the probe: {e}"))
+    pid_file = os.path.join(bundle, "pid")
+    proto = _Discard()
+
+    def cleanup(result: Any) -> Any:
+        shutil.rmtree(bundle, ignore_errors=True)
+        cgroups.remove_cgroup_parent(cgroup_parent)
+        return result
+
+    def started(_: int) -> Deferred:
+        def exited(value: BaseException) -> tuple[bool, str]:
+            if isinstance(value, ProcessDone):
+                return True, ""
+            return False, f"{name}: the probe container exited with {value}"
+        return proto.ended.addCallback(exited)
+
+    def failed(f: Failure) -> Deferred:
+        message = f.getErrorMessage()
+        return proto.ended.addCallback(lambda _: (False, message))
+
+    try:
+        d = runtime.run(container_id, bundle, proto, False, pid_file)
+    except Exception as e:
+        return succeed(cleanup((False, str(e))))
+    d.addCallbacks(started, failed)
+    return d.addBoth(cleanup)
+
+
+KNOWN_RUNTIMES = ("crun", "runc")
+
+
+def choose_default(reactor, exec_root: str, preferred: Optional[str] = None,
+                   paths: Optional[dict[str, str]] = None) -> Deferred:
+    """Find the installed runtimes, probe them, and pick the default.
+
+    crun is preferred where it works (it starts containers faster), else
+    runc; ``preferred`` (``--default-runtime``) wins whenever it is
+    installed, even if its probe failed (its error then shows at start).
+
+    :param exec_root: the daemon's exec-root; runtime ``X`` keeps its state
+        in ``<exec_root>/runtime-X``.
+    :param paths: ``{name: binary}`` instead of looking in ``PATH``.
+    :return: Deferred firing with ``(default name, {name: OCIRuntime})``,
+        or failing with ``InvalidParameter`` (unknown ``preferred``) or
+        ``Unavailable`` (no runtime works).
+    """
+    if paths is None:
+        paths = {}
+        for name in KNOWN_RUNTIMES:
+            found = shutil.which(name)
+            if found:
+                paths[name] = found
+    if preferred is not None and preferred not in paths:
+        raise_ = InvalidParameter(f"default runtime {preferred} not found")
+        d: Deferred = Deferred()
+        d.errback(raise_)
+        return d
+    names = sorted(paths)
+    runtimes = {name: OCIRuntime(reactor, name, paths[name],
+                                 os.path.join(exec_root, f"runtime-{name}"))
+                for name in names}
+    probes = [probe_runtime(reactor, name, paths[name], runtimes[name].state_root)
+              for name in names]
+
+    def pick(results: list) -> tuple[str, dict]:
+        working = {}
+        for name, (ok, value) in zip(names, results):
+            status = value if ok else (False, value.getErrorMessage())
+            working[name] = status[0]
+            if not status[0]:
+                log.warn("OCI runtime {name} does not work here: {reason}",
+                         name=name, reason=status[1])
+        if preferred is not None:
+            return preferred, runtimes
+        for name in ("crun", "runc"):
+            if working.get(name):
+                return name, runtimes
+        raise Unavailable("no working OCI runtime (runc or crun) found")
+
+    return DeferredList(probes, consumeErrors=True).addCallback(pick)

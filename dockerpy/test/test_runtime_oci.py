@@ -1,0 +1,317 @@
+# -*- test-case-name: dockerpy.test.test_runtime_oci -*-
+"""runc (and crun where it works) run busybox containers through ``OCIRuntime``.
+
+Integration tests: root, the real reactor, real runtimes.  Each test has its
+own runtime state root and cgroup parent, removed in cleanups.
+"""
+
+import io
+import os
+import shutil
+import signal
+import tarfile
+import tempfile
+import uuid
+from typing import Optional
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
+
+from dockerpy import atomic
+from dockerpy.errors import InvalidParameter, NotFound
+from dockerpy.interfaces import IRuntime
+from dockerpy.runtime import cgroups
+from dockerpy.runtime.oci import (
+    OCIRuntime, RuntimeStartError, StartError, choose_default, probe_runtime,
+    translate_start_error)
+from dockerpy.runtime.spec import SpecInput, build_spec
+from dockerpy.tools.busybox_rootfs import rootfs_tar_bytes
+
+_ROOTFS_TAR: Optional[bytes] = None
+_PROBES: dict[str, tuple[bool, str]] = {}
+
+
+def rootfs_tar() -> bytes:
+    global _ROOTFS_TAR
+    if _ROOTFS_TAR is None:
+        _ROOTFS_TAR = rootfs_tar_bytes()
+    return _ROOTFS_TAR
+
+
+class Recorder(ProcessProtocol):
+    """Records what a container's protocol receives, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.out = b""
+        self.err = b""
+        self.exited: Optional[BaseException] = None
+        self.ended: Deferred = Deferred()
+
+    def connectionMade(self) -> None:
+        self.events.append("connectionMade")
+
+    def childDataReceived(self, fd: int, data: bytes) -> None:
+        if fd == 1:
+            self.out += data
+        else:
+            self.err += data
+
+    def childConnectionLost(self, fd: int) -> None:
+        self.events.append(f"childConnectionLost {fd}")
+
+    def processExited(self, reason) -> None:
+        self.events.append("processExited")
+        self.exited = reason.value
+
+    def processEnded(self, reason) -> None:
+        self.events.append("processEnded")
+        self.ended.callback(reason.value)
+
+
+def exit_code(value: BaseException) -> int:
+    if isinstance(value, ProcessDone):
+        return 0
+    assert isinstance(value, ProcessTerminated), value
+    return value.exitCode
+
+
+class RuntimeTestsMixin:
+    """The same tests for every runtime; subclasses set ``runtime_name``."""
+
+    runtime_name = ""
+    runtime_path = ""
+
+    async def setUp(self) -> None:
+        path = shutil.which(self.runtime_path) or shutil.which(self.runtime_name)
+        if path is None:
+            raise SkipTest(f"{self.runtime_name} is not installed")
+        if os.geteuid() != 0:
+            raise SkipTest("needs root")
+        self.tmp = tempfile.mkdtemp(prefix=f"rt-{self.runtime_name}-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.state_root = os.path.join(self.tmp, "state")
+        if self.runtime_name not in _PROBES:
+            _PROBES[self.runtime_name] = await probe_runtime(
+                reactor, self.runtime_name, path, os.path.join(self.tmp, "probe"))
+        ok, reason = _PROBES[self.runtime_name]
+        if not ok:
+            raise SkipTest(f"{self.runtime_name} does not work here: {reason}")
+        self.runtime = OCIRuntime(reactor, self.runtime_name, path, self.state_root)
+        self.cgroup_parent = "/dockerpy-test-" + uuid.uuid4().hex[:8]
+        self.addCleanup(cgroups.remove_cgroup_parent, self.cgroup_parent)
+        self.rootfs = os.path.join(self.tmp, "rootfs")
+        os.mkdir(self.rootfs)
+        with tarfile.open(fileobj=io.BytesIO(rootfs_tar())) as tar:
+            tar.extractall(self.rootfs)
+
+    def bundle(self, args: list[str], **kwargs) -> tuple[str, str]:
+        """Write a bundle for a new container; :return: (id, bundle)."""
+        container_id = uuid.uuid4().hex
+        bundle = os.path.join(self.tmp, container_id)
+        os.mkdir(bundle)
+        spec = build_spec(SpecInput(
+            rootfs=self.rootfs, args=args, env=["PATH=/bin:/usr/bin"],
+            hostname=container_id[:12],
+            cgroups_path=cgroups.cgroups_path(self.cgroup_parent, container_id),
+            **kwargs))
+        atomic.write_json(os.path.join(bundle, "config.json"), spec)
+        self.addCleanup(self.runtime.delete, container_id, True)
+        return container_id, bundle
+
+    async def start(self, args: list[str], stdin: bool = False,
+                    **kwargs) -> tuple[str, Recorder, int]:
+        container_id, bundle = self.bundle(args, **kwargs)
+        proto = Recorder()
+        pid = await self.runtime.run(container_id, bundle, proto, stdin,
+                                     os.path.join(bundle, "pid"))
+        self.addCleanup(self._reap, container_id, proto)
+        return container_id, proto, pid
+
+    async def _reap(self, container_id: str, proto: Recorder) -> None:
+        if not proto.ended.called:
+            try:
+                await self.runtime.kill(container_id, signal.SIGKILL)
+            except Exception:
+                pass
+            await proto.ended
+
+    def test_provides_interface(self) -> None:
+        verifyObject(IRuntime, self.runtime)
+
+    async def test_version(self) -> None:
+        version = await self.runtime.version()
+        self.assertRegex(version, r"^\d+\.\d+")
+
+    async def test_output_and_exit_code(self) -> None:
+        _, proto, pid = await self.start(
+            ["sh", "-c", "echo out; echo err >&2; exit 3"])
+        self.assertGreater(pid, 1)
+        value = await proto.ended
+        self.assertEqual(exit_code(value), 3)
+        self.assertEqual((proto.out, proto.err), (b"out\n", b"err\n"))
+        self.assertEqual(proto.events[0], "connectionMade")
+        self.assertEqual(proto.events[-2:], ["processExited", "processEnded"])
+
+    async def test_exit_zero(self) -> None:
+        _, proto, _ = await self.start(["true"])
+        self.assertEqual(exit_code(await proto.ended), 0)
+
+    async def test_container_sees_its_spec(self) -> None:
+        _, proto, _ = await self.start(
+            ["sh", "-c", "hostname; id -u; echo $$; ls /proc/asound 2>&1 | wc -l"])
+        await proto.ended
+        lines = proto.out.decode().split()
+        self.assertEqual(len(lines[0]), 12)
+        self.assertEqual(lines[1:3], ["0", "1"])  # root, pid 1 of its namespace
+
+    async def test_stdin_piped(self) -> None:
+        _, proto, _ = await self.start(["cat"], stdin=True)
+        proto.transport.write(b"hello\n")
+        proto.transport.closeStdin()
+        self.assertEqual(exit_code(await proto.ended), 0)
+        self.assertEqual(proto.out, b"hello\n")
+
+    async def test_stdin_closed_without_pipe(self) -> None:
+        _, proto, _ = await self.start(["cat"])
+        self.assertEqual(exit_code(await proto.ended), 0)
+        self.assertEqual(proto.out, b"")
+
+    async def test_tty_runs_on_a_terminal(self) -> None:
+        _, proto, _ = await self.start(["sh", "-c", "tty; read x; echo got $x; exit 5"],
+                                       stdin=True, tty=True)
+        proto.transport.write(b"abc\n")
+        self.assertEqual(exit_code(await proto.ended), 5)
+        self.assertIn(b"/dev/pts/0\r\n", proto.out)
+        self.assertIn(b"got abc\r\n", proto.out)
+
+    async def test_missing_runtime_binary_fails_start(self) -> None:
+        container_id, bundle = self.bundle(["true"])
+        broken = OCIRuntime(reactor, self.runtime_name, "/nonexistent/rt", self.state_root)
+        with self.assertRaises(RuntimeStartError):
+            await broken.run(container_id, bundle, Recorder(), False,
+                             os.path.join(bundle, "pid"))
+
+    async def test_missing_executable_fails_start(self) -> None:
+        container_id, bundle = self.bundle(["nope"])
+        proto = Recorder()
+        d = self.runtime.run(container_id, bundle, proto, False,
+                             os.path.join(bundle, "pid"))
+        try:
+            await d
+        except StartError as e:
+            error = e
+        else:
+            self.fail("run() succeeded")
+        self.assertIsInstance(error, InvalidParameter)
+        self.assertEqual(error.exit_code, 127)
+        self.assertIn('exec: "nope": executable file not found in $PATH', str(error))
+        await proto.ended
+        # The runtime's error text is not container output.
+        self.assertEqual((proto.out, proto.err), (b"", b""))
+        self.assertEqual(await self.runtime.list(), [])
+
+    async def test_kill_sigkill(self) -> None:
+        container_id, proto, _ = await self.start(["sleep", "1000"])
+        await self.runtime.kill(container_id, signal.SIGKILL)
+        self.assertEqual(exit_code(await proto.ended), 128 + 9)
+
+    async def test_kill_sigterm_reaches_handler(self) -> None:
+        container_id, proto, _ = await self.start(
+            ["sh", "-c", "trap 'exit 42' TERM; echo ready; "
+                         "while true; do sleep 0.05; done"])
+        await self.runtime.kill(container_id, signal.SIGTERM)
+        self.assertEqual(exit_code(await proto.ended), 42)
+
+    async def test_kill_unknown_container(self) -> None:
+        os.makedirs(self.state_root, exist_ok=True)
+        with self.assertRaises(NotFound):
+            await self.runtime.kill("nosuchcontainer", signal.SIGTERM)
+
+    async def test_pause_resume_pids(self) -> None:
+        container_id, proto, pid = await self.start(["sleep", "1000"])
+        self.assertEqual(await self.runtime.pids(container_id), [pid])
+        self.assertEqual(await self.runtime.list(), [container_id])
+        await self.runtime.pause(container_id)
+        self.assertEqual((await self.runtime.state(container_id))["status"], "paused")
+        await self.runtime.resume(container_id)
+        self.assertEqual((await self.runtime.state(container_id))["status"], "running")
+        await self.runtime.kill(container_id, signal.SIGKILL)
+        await proto.ended
+        self.assertEqual(await self.runtime.list(), [])
+
+    async def test_delete_missing_is_fine(self) -> None:
+        os.makedirs(self.state_root, exist_ok=True)
+        self.assertIsNone(await self.runtime.delete("nosuchcontainer", True))
+
+    async def test_list_without_state_root(self) -> None:
+        self.assertEqual(await self.runtime.list(), [])
+
+
+class RuncTests(RuntimeTestsMixin, TestCase):
+    runtime_name = "runc"
+    runtime_path = "runc"
+
+
+class CrunTests(RuntimeTestsMixin, TestCase):
+    runtime_name = "crun"
+    runtime_path = "crun"
+
+
+class ChooseDefaultTests(TestCase):
+
+    def setUp(self) -> None:
+        if shutil.which("runc") is None or os.geteuid() != 0:
+            raise SkipTest("needs root and runc")
+        self.tmp = tempfile.mkdtemp(prefix="rt-choose-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    async def test_prefers_a_working_runtime(self) -> None:
+        name, runtimes = await choose_default(reactor, self.tmp)
+        self.assertIn(name, runtimes)
+        ok, reason = await probe_runtime(
+            reactor, name, runtimes[name].path, os.path.join(self.tmp, "again"))
+        self.assertTrue(ok, reason)
+        self.assertEqual(runtimes[name].state_root,
+                         os.path.join(self.tmp, f"runtime-{name}"))
+
+    async def test_explicit_default_is_honoured(self) -> None:
+        name, runtimes = await choose_default(
+            reactor, self.tmp, "runc", paths={"runc": shutil.which("runc"),
+                                              "crun": "/nonexistent/crun"})
+        self.assertEqual(name, "runc")
+        self.assertEqual(sorted(runtimes), ["crun", "runc"])
+
+    async def test_unknown_explicit_default(self) -> None:
+        with self.assertRaises(InvalidParameter):
+            await choose_default(reactor, self.tmp, "kata",
+                                 paths={"runc": shutil.which("runc")})
+
+    async def test_broken_runtime_probe_reports_reason(self) -> None:
+        ok, reason = await probe_runtime(reactor, "runc", "/nonexistent/runc",
+                                         os.path.join(self.tmp, "broken"))
+        self.assertFalse(ok)
+        self.assertTrue(reason)
+
+
+class TranslateStartErrorTests(SynchronousTestCase):
+
+    def test_not_found_is_127(self) -> None:
+        e = translate_start_error(
+            "runc", 'unable to start container process: exec: "nope": '
+            "executable file not found in $PATH", "nope")
+        self.assertEqual((type(e), e.exit_code), (StartError, 127))
+
+    def test_permission_denied_is_126(self) -> None:
+        e = translate_start_error(
+            "runc", 'exec: "/etc/passwd": permission denied', "/etc/passwd")
+        self.assertEqual(e.exit_code, 126)
+
+    def test_other_errors_are_500(self) -> None:
+        e = translate_start_error("crun", "cgroups in hybrid mode not supported", "sh")
+        self.assertIsInstance(e, RuntimeStartError)
+        self.assertEqual(e.status, 500)
