@@ -533,8 +533,10 @@ def probe_runtime(reactor, name: str, path: str, state_root: str) -> Deferred:
             return False, f"{name}: the probe container exited with {value}"
         return proto.ended.addCallback(exited)
 
-    def failed(f: Failure) -> Deferred:
+    def failed(f: Failure) -> Any:
         message = f.getErrorMessage()
+        if not proto.connected:  # the runtime never ran
+            return False, message
         return proto.ended.addCallback(lambda _: (False, message))
 
     try:

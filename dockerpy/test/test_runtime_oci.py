@@ -244,6 +244,17 @@ class RuntimeTestsMixin:
         await proto.ended
         self.assertEqual(await self.runtime.list(), [])
 
+    async def test_container_cgroup_under_parent_then_removed(self) -> None:
+        container_id, proto, pid = await self.start(["sleep", "1000"])
+        with open(f"/proc/{pid}/cgroup") as f:
+            self.assertIn(cgroups.cgroups_path(self.cgroup_parent, container_id), f.read())
+        self.assertNotEqual(cgroups.remove_cgroup_parent(self.cgroup_parent), [])
+        await self.runtime.kill(container_id, signal.SIGKILL)
+        await proto.ended
+        self.assertEqual(cgroups.remove_cgroup_parent(self.cgroup_parent), [])
+        for mountpoint in cgroups.cgroup_mountpoints():
+            self.assertFalse(os.path.exists(mountpoint + self.cgroup_parent))
+
     async def test_delete_missing_is_fine(self) -> None:
         os.makedirs(self.state_root, exist_ok=True)
         self.assertIsNone(await self.runtime.delete("nosuchcontainer", True))
@@ -296,6 +307,53 @@ class ChooseDefaultTests(TestCase):
                                          os.path.join(self.tmp, "broken"))
         self.assertFalse(ok)
         self.assertTrue(reason)
+
+
+MOUNTINFO_HYBRID = """\
+25 1 0:23 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+26 25 0:24 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+27 25 0:25 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+28 25 0:26 / /sys/fs/cgroup/cpu\\040x rw - cgroup cgroup rw,cpu
+"""
+MOUNTINFO_UNIFIED = "25 1 0:23 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
+MOUNTINFO_LEGACY = "27 25 0:25 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+
+
+class CgroupsTests(SynchronousTestCase):
+
+    def mountinfo(self, text: str) -> str:
+        fd, path = tempfile.mkstemp()
+        self.addCleanup(os.unlink, path)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
+
+    def test_modes_and_versions(self) -> None:
+        for text, mode, version, cgroupns in [
+                (MOUNTINFO_HYBRID, "hybrid", "1", "host"),
+                (MOUNTINFO_UNIFIED, "unified", "2", "private"),
+                (MOUNTINFO_LEGACY, "legacy", "1", "host")]:
+            got = cgroups.cgroup_mode(mountinfo=self.mountinfo(text))
+            self.assertEqual((got, cgroups.cgroup_version(got),
+                              cgroups.default_cgroupns_mode(got)),
+                             (mode, version, cgroupns))
+
+    def test_mountpoints_unescaped(self) -> None:
+        self.assertEqual(cgroups.cgroup_mountpoints(self.mountinfo(MOUNTINFO_HYBRID)),
+                         ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory",
+                          "/sys/fs/cgroup/cpu x"])
+
+    def test_parent_per_data_root(self) -> None:
+        a = cgroups.cgroup_parent_for("/var/lib/dockerpy")
+        self.assertRegex(a, r"^/dockerpy-[0-9a-f]{8}$")
+        self.assertEqual(a, cgroups.cgroup_parent_for("/var/lib/dockerpy/"))
+        self.assertNotEqual(a, cgroups.cgroup_parent_for("/tmp/other"))
+        self.assertEqual(cgroups.cgroups_path(a, "abc"), a + "/abc")
+        self.assertEqual(cgroups.cgroup_driver(), "cgroupfs")
+
+    def test_remove_refuses_root(self) -> None:
+        for parent in ("/", "", "/a/../.."):
+            self.assertRaises(ValueError, cgroups.remove_cgroup_parent, parent)
 
 
 class TranslateStartErrorTests(SynchronousTestCase):

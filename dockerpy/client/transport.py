@@ -1,0 +1,536 @@
+# -*- test-case-name: dockerpy.test.test_client_main -*-
+"""The client's connection to the Engine API: where the daemon is (``-H``,
+``DOCKER_HOST``), TLS as the docker CLI configures it, API version
+negotiation through ``/_ping``, JSON requests, streamed responses and the
+``101 UPGRADED`` hijack that attach uses.
+
+Standard library only: this is on every command's hot path.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import socket
+import ssl
+import urllib.parse
+from typing import Any, BinaryIO, Iterable, Iterator
+
+CLIENT_API_VERSION = "1.47"
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+_USER_AGENT = "Docker-Client/dockerpy (linux)"
+
+
+class DaemonUnreachable(Exception):
+    """The daemon's socket refused us or does not exist."""
+
+
+class APIError(Exception):
+    """The daemon answered with an error status.
+
+    :ivar status: the HTTP status code.
+    :ivar message: the ``message`` of Docker's JSON error body.
+    """
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"Error response from daemon: {self.message}"
+
+
+class TLSConfig:
+    """TLS settings as the docker CLI derives them from flags and env.
+
+    :param verify: verify the server against *cafile* (``--tlsverify``).
+    :param cafile: CA bundle; only used when verifying.
+    :param certfile: client certificate, when it exists.
+    :param keyfile: client key, when it exists.
+    """
+
+    def __init__(self, verify: bool, cafile: str | None, certfile: str | None,
+                 keyfile: str | None):
+        self.verify = verify
+        self.cafile = cafile
+        self.certfile = certfile
+        self.keyfile = keyfile
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.verify:
+            ctx.check_hostname = True
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            if self.cafile:
+                ctx.load_verify_locations(self.cafile)
+            else:
+                ctx.load_default_certs()
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.certfile and self.keyfile:
+            ctx.load_cert_chain(self.certfile, self.keyfile)
+        return ctx
+
+
+def tls_config(tls: bool, tlsverify: bool | None, cacert: str | None,
+               cert: str | None, key: str | None,
+               environ: dict[str, str]) -> TLSConfig | None:
+    """Resolve TLS options the way ``cli/flags`` does.
+
+    ``--tlsverify`` (or ``DOCKER_TLS_VERIFY``) implies TLS; certificate
+    paths default to ``$DOCKER_CERT_PATH`` (else ``~/.docker``) and default
+    files that do not exist are ignored.
+
+    :return: ``None`` when TLS is off.
+    """
+    if tlsverify is None:
+        tlsverify = bool(environ.get("DOCKER_TLS_VERIFY"))
+    if not (tls or tlsverify or environ.get("DOCKER_TLS")):
+        return None
+    cert_dir = environ.get("DOCKER_CERT_PATH") or os.path.join(
+        os.path.expanduser("~"), ".docker")
+
+    def pick(given: str | None, name: str) -> str | None:
+        if given:
+            return given
+        default = os.path.join(cert_dir, name)
+        return default if os.path.exists(default) else None
+
+    return TLSConfig(
+        verify=tlsverify,
+        cafile=pick(cacert, "ca.pem") if tlsverify else None,
+        certfile=pick(cert, "cert.pem"),
+        keyfile=pick(key, "key.pem"),
+    )
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None = None):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            if self.timeout is not None:
+                sock.settimeout(self.timeout)
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def parse_host(host: str, tls: bool) -> tuple[str, str, int]:
+    """Split a ``-H`` value into (scheme, address, port).
+
+    :raises ValueError: for schemes we do not speak.
+    """
+    if host.startswith("unix://"):
+        return "unix", host[len("unix://"):] or "/var/run/docker.sock", 0
+    if host.startswith("/"):
+        return "unix", host, 0
+    if "://" not in host:
+        host = "tcp://" + host
+    scheme, rest = host.split("://", 1)
+    if scheme not in ("tcp", "http", "https"):
+        raise ValueError(f"Invalid bind address format: {host}")
+    rest = rest.split("/", 1)[0]
+    parsed = urllib.parse.urlsplit("//" + rest)
+    port = parsed.port or (2376 if tls or scheme == "https" else 2375)
+    return "tcp", parsed.hostname or "localhost", port
+
+
+class Response:
+    """A response whose body the caller reads (streams) or decodes.
+
+    :ivar status: HTTP status.
+    :ivar headers: the response's headers.
+    """
+
+    def __init__(self, raw: http.client.HTTPResponse, conn: http.client.HTTPConnection):
+        self.raw = raw
+        self.status = raw.status
+        self.headers = raw.headers
+        self._conn = conn
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            return self.raw.read()
+        return self.raw.read1(n) if n else b""
+
+    def json(self) -> Any:
+        body = self.raw.read()
+        self.close()
+        return json.loads(body) if body.strip() else None
+
+    def json_lines(self) -> Iterator[Any]:
+        """Decode a stream of concatenated JSON values (progress messages)."""
+        decoder = json.JSONDecoder()
+        buf = ""
+        while True:
+            chunk = self.raw.read1(65536)
+            if not chunk:
+                break
+            buf += chunk.decode("utf-8", "replace")
+            while True:
+                buf = buf.lstrip()
+                if not buf:
+                    break
+                try:
+                    obj, end = decoder.raw_decode(buf)
+                except ValueError:
+                    break
+                buf = buf[end:]
+                yield obj
+        self.close()
+
+    def close(self) -> None:
+        self.raw.close()
+        self._conn.close()
+
+
+class Hijacked:
+    """A connection taken over after ``101 UPGRADED`` (or a raw 200).
+
+    :ivar sock: the socket, for writing stdin and half-closing.
+    """
+
+    def __init__(self, sock: socket.socket, leftover: bytes, chunked: bool):
+        self.sock = sock
+        self._buf = leftover
+        self._chunked = chunked
+        self._chunk_left = 0
+        self._eof = False
+
+    def _recv(self, n: int) -> bytes:
+        if self._buf:
+            data, self._buf = self._buf[:n], self._buf[n:]
+            return data
+        try:
+            return self.sock.recv(n)
+        except (ConnectionResetError, OSError):
+            return b""
+
+    def _readline(self) -> bytes:
+        line = b""
+        while not line.endswith(b"\n"):
+            c = self._recv(1)
+            if not c:
+                break
+            line += c
+        return line
+
+    def read(self, n: int = 65536) -> bytes:
+        """Up to *n* bytes of the stream; ``b""`` at EOF."""
+        if self._eof:
+            return b""
+        if not self._chunked:
+            return self._recv(n)
+        if self._chunk_left == 0:
+            line = self._readline()
+            try:
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+            except ValueError:
+                size = 0
+            if size == 0:
+                self._eof = True
+                return b""
+            self._chunk_left = size
+        data = self._recv(min(n, self._chunk_left))
+        self._chunk_left -= len(data)
+        if self._chunk_left == 0 and data:
+            self._readline()
+        return data
+
+    def write(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close_write(self) -> None:
+        """Half-close: the daemon sees stdin's EOF, we keep reading."""
+        try:
+            # Bypass SSLSocket.shutdown, which would drop the TLS layer
+            # while output is still to be read.
+            socket.socket.shutdown(self.sock, socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Client:
+    """A small Engine API client with lazy version negotiation.
+
+    :param host: ``unix:///path`` or ``tcp://host:port``.
+    :param tls: TLS settings or ``None``.
+    :param version: force this API version (``DOCKER_API_VERSION``).
+    """
+
+    def __init__(self, host: str = DEFAULT_HOST, tls: TLSConfig | None = None,
+                 version: str | None = None):
+        self.host = host
+        self.tls = tls
+        self.scheme, self.address, self.port = parse_host(host, tls is not None)
+        self._version = version
+        self.server_version: str | None = None
+
+    # -- connections
+    def _connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
+        if self.scheme == "unix":
+            return _UnixConnection(self.address, timeout=timeout)
+        if self.tls is not None:
+            return http.client.HTTPSConnection(
+                self.address, self.port, timeout=timeout, context=self.tls.context())
+        return http.client.HTTPConnection(self.address, self.port, timeout=timeout)
+
+    def _host_header(self) -> str:
+        return "api.moby.localhost" if self.scheme == "unix" else f"{self.address}:{self.port}"
+
+    @property
+    def version(self) -> str:
+        """The negotiated API version (pings the daemon the first time)."""
+        if self._version is None:
+            self._version = self._negotiate()
+        return self._version
+
+    def _negotiate(self) -> str:
+        api = None
+        for method in ("HEAD", "GET"):
+            conn = self._connection()
+            try:
+                conn.request(method, "/_ping", headers=self._headers())
+                raw = conn.getresponse()
+                raw.read()
+            except OSError as e:
+                conn.close()
+                raise DaemonUnreachable(str(e)) from e
+            except http.client.HTTPException as e:
+                conn.close()
+                raise DaemonUnreachable(str(e)) from e
+            conn.close()
+            api = raw.headers.get("Api-Version")
+            if raw.status < 400 or api:
+                break
+        self.server_version = api or "1.24"
+        return _min_version(CLIENT_API_VERSION, self.server_version)
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"Host": self._host_header(), "User-Agent": _USER_AGENT}
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def url(self, path: str, query: dict[str, Any] | Iterable[tuple[str, Any]] | None = None) -> str:
+        """``/v<version><path>?<query>``; ``None`` values are left out,
+        booleans become ``1``/``0`` and lists repeat the key."""
+        url = f"/v{self.version}{path}"
+        if query:
+            pairs = []
+            items = query.items() if isinstance(query, dict) else query
+            for key, value in items:
+                if value is None:
+                    continue
+                values = value if isinstance(value, list) else [value]
+                for v in values:
+                    if isinstance(v, bool):
+                        v = "1" if v else "0"
+                    pairs.append((key, str(v)))
+            if pairs:
+                # Go's url.Values.Encode sorts by key; keep the wire identical.
+                pairs.sort(key=lambda kv: kv[0])
+                url += "?" + urllib.parse.urlencode(pairs)
+        return url
+
+    # -- requests
+    def request(self, method: str, path: str, query: Any = None, body: Any = None,
+                headers: dict[str, str] | None = None, stream: bool = False,
+                ok: Iterable[int] = ()) -> Response:
+        """Send a request; fail with :class:`APIError` on an error status.
+
+        :param body: ``bytes``, a binary file (streamed chunked) or a JSON
+            value (sent as ``application/json``).
+        :param stream: the caller reads the body (kept for readability at
+            call sites: bodies are never read eagerly).
+        :raises APIError: the daemon answered >= 400 (unless listed in *ok*).
+        :raises DaemonUnreachable: no daemon at :attr:`host`.
+        """
+        return self.finish(self.begin(method, path, query, body, headers), ok)
+
+    def begin(self, method: str, path: str, query: Any = None, body: Any = None,
+              headers: dict[str, str] | None = None) -> "_Pending":
+        """Send a request without waiting for the reply (see :meth:`finish`).
+
+        ``run`` sends ``wait`` this way before ``start``: some daemons only
+        answer it when the container exits.
+        """
+        url = self.url(path, query)
+        hdrs = self._headers(headers)
+        data: Any = None
+        chunked = False
+        if body is not None:
+            if isinstance(body, (bytes, bytearray)):
+                data = bytes(body)
+            elif hasattr(body, "read"):
+                data = _file_chunks(body)
+                chunked = True
+            else:
+                data = json.dumps(body).encode()
+                hdrs.setdefault("Content-Type", "application/json")
+        elif method in ("POST", "PUT"):
+            data = b""
+        conn = self._connection()
+        try:
+            conn.request(method, url, body=data, headers=hdrs, encode_chunked=chunked)
+        except OSError as e:
+            conn.close()
+            raise DaemonUnreachable(str(e)) from e
+        return _Pending(conn, method, url)
+
+    def finish(self, pending: "_Pending", ok: Iterable[int] = ()) -> Response:
+        """Read the reply to a request sent with :meth:`begin`."""
+        try:
+            raw = pending.conn.getresponse()
+        except OSError as e:
+            pending.conn.close()
+            raise DaemonUnreachable(str(e)) from e
+        resp = Response(raw, pending.conn)
+        if raw.status >= 400 and raw.status not in ok:
+            raise _api_error(resp, pending.method, pending.url)
+        return resp
+
+    def get_json(self, path: str, query: Any = None) -> Any:
+        return self.request("GET", path, query).json()
+
+    def post_json(self, path: str, query: Any = None, body: Any = None) -> Any:
+        return self.request("POST", path, query, body).json()
+
+    def send(self, method: str, path: str, query: Any = None, body: Any = None) -> None:
+        """A request whose reply body we do not need."""
+        self.request(method, path, query, body).close()
+
+    def hijack(self, path: str, query: Any = None) -> Hijacked:
+        """POST *path* asking to upgrade; return the raw stream.
+
+        Accepts ``101 Switching Protocols`` or a ``200`` raw stream (old
+        daemons), as the docker CLI does.
+
+        :raises APIError: for an error status.
+        """
+        url = self.url(path, query)
+        conn = self._connection()
+        try:
+            conn.connect()
+        except OSError as e:
+            raise DaemonUnreachable(str(e)) from e
+        sock = conn.sock
+        lines = [f"POST {url} HTTP/1.1"]
+        for k, v in self._headers({"Content-Type": "text/plain", "Connection": "Upgrade",
+                                   "Upgrade": "tcp", "Content-Length": "0"}).items():
+            lines.append(f"{k}: {v}")
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        try:
+            status = int(status_line.split()[1])
+        except (IndexError, ValueError):
+            sock.close()
+            raise APIError(500, f"malformed response from daemon: {status_line!r}")
+        headers = {}
+        for line in header_lines:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+        if status >= 400:
+            body = rest
+            length = int(headers.get("content-length", "-1"))
+            hij = Hijacked(sock, rest, chunked)
+            if chunked:
+                body = b""
+                while True:
+                    c = hij.read()
+                    if not c:
+                        break
+                    body += c
+            else:
+                while length >= 0 and len(body) < length:
+                    c = sock.recv(65536)
+                    if not c:
+                        break
+                    body += c
+            sock.close()
+            raise APIError(status, _error_message(body, headers.get("content-type", ""),
+                                                  status, url))
+        return Hijacked(sock, rest, chunked and status != 101)
+
+
+class _Pending:
+    def __init__(self, conn: http.client.HTTPConnection, method: str, url: str):
+        self.conn = conn
+        self.method = method
+        self.url = url
+
+
+def _file_chunks(f: BinaryIO) -> Iterator[bytes]:
+    while True:
+        chunk = f.read(65536)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _api_error(resp: Response, method: str, url: str) -> APIError:
+    body = b"" if method == "HEAD" else resp.raw.read()
+    resp.close()
+    return APIError(resp.status, _error_message(
+        body, resp.headers.get("Content-Type", ""), resp.status, url))
+
+
+def _error_message(body: bytes, content_type: str, status: int, url: str) -> str:
+    if not body.strip():
+        reason = http.client.responses.get(status, str(status))
+        return (f"request returned {reason} for API route and version {url}, "
+                "check if the server supports the requested API version")
+    # Like the docker CLI, only a JSON content type is decoded: a server that
+    # forgets the header shows its raw body, as it would to docker.
+    if "json" in content_type:
+        try:
+            decoded = json.loads(body)
+            if isinstance(decoded, dict) and "message" in decoded:
+                return str(decoded["message"])
+        except ValueError:
+            pass
+    return body.decode("utf-8", "replace").strip()
+
+
+def _min_version(a: str, b: str) -> str:
+    def key(v: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(p) for p in v.split("."))
+        except ValueError:
+            return (0,)
+    return a if key(a) <= key(b) else b
+
+
+def decode_path_stat(header: str | None) -> dict[str, Any] | None:
+    """Decode ``X-Docker-Container-Path-Stat`` (base64 JSON)."""
+    if not header:
+        return None
+    try:
+        return json.loads(base64.b64decode(header))
+    except ValueError:
+        return None
