@@ -63,13 +63,33 @@ class ContainerProcess(ProcessProtocol):
         for sub in list(self.subscribers):
             sub(stream, data)
 
+    # Clients attach before start (docker run does), so stdin can arrive, and
+    # even end, before the process exists: keep it until the process is there.
+    _early_stdin: list[bytes] | None = None
+    _close_when_connected = False
+
+    def connectionMade(self) -> None:  # noqa: N802
+        early, self._early_stdin = self._early_stdin, None
+        for data in early or ():
+            self.transport.write(data)
+        if self._close_when_connected:
+            self.transport.closeStdin()
+
     def write_stdin(self, data: bytes) -> None:
-        if self.stdin_open and self.transport is not None:
+        if not self.stdin_open:
+            return
+        if self.transport is None:
+            self._early_stdin = (self._early_stdin or []) + [data]
+        else:
             self.transport.write(data)
 
     def close_stdin(self) -> None:
-        if self.stdin_open and self.transport is not None:
-            self.stdin_open = False
+        if not self.stdin_open:
+            return
+        self.stdin_open = False
+        if self.transport is None:
+            self._close_when_connected = True
+        else:
             self.transport.closeStdin()
 
     def processExited(self, reason) -> None:  # noqa: N802

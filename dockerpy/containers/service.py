@@ -351,6 +351,10 @@ class ContainerService:
                               started_at=rec.state.started_at,
                               finished_at=rec.state.finished_at)
             self.records.save(rec)
+            if rec.host_config.get("AutoRemove"):
+                # The docker CLI waits for condition=removed even when start fails.
+                self._reactor.callLater(
+                    0, lambda: defer.ensureDeferred(self._auto_remove(rec)))
             if isinstance(e, errors.DockerError):
                 raise
             raise errors.SystemError_(_error_text(e)) from e
@@ -434,11 +438,16 @@ class ContainerService:
         self._emit("die", rec, exitCode=str(code))
         for d in self._exit_waiters.pop(rec.id, []):
             d.callback(code)
-        if rec.host_config.get("AutoRemove") and rec.id not in self._removing:
-            try:
-                await self.remove(rec.id, force=False, volumes=True)
-            except Exception:
-                log.failure("auto-remove of {cid} failed", cid=rec.id)
+        if rec.host_config.get("AutoRemove"):
+            await self._auto_remove(rec)
+
+    async def _auto_remove(self, rec: ContainerRecord) -> None:
+        if rec.id not in self._by_id or rec.id in self._removing or rec.id in self._live:
+            return
+        try:
+            await self.remove(rec.id, force=False, volumes=True)
+        except Exception:
+            log.failure("auto-remove of {cid} failed", cid=rec.id)
 
     def when_exited(self, cid: str) -> defer.Deferred:
         d: defer.Deferred = defer.Deferred()

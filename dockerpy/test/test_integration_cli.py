@@ -19,25 +19,24 @@ from dockerpy.test.daemon_fixture import Daemon, cli_skip_reason
 
 
 class CLITestBase(unittest.TestCase):
+    """Each test gets its own daemon (about a second to start), so a test
+    can neither see another's containers nor hide a leak: tear-down fails
+    the test if the daemon left a mount or runtime state behind."""
+
     storage_driver = "overlay2"
     daemon: Daemon
 
-    @classmethod
-    def setUpClass(cls):
+    def setUp(self):
         reason = cli_skip_reason()
         if reason:
             raise unittest.SkipTest(reason)
-        cls.daemon = Daemon(storage_driver=cls.storage_driver)
-        try:
-            cls.daemon.start()
-            cls.image_id = cls.daemon.import_busybox()
-        except BaseException:
-            cls.daemon.destroy()
-            raise
+        self.daemon = Daemon(storage_driver=self.storage_driver)
+        self.addCleanup(self._destroy_daemon)
+        self.daemon.start()
+        self.image_id = self.daemon.import_busybox()
 
-    @classmethod
-    def tearDownClass(cls):
-        leaks = cls.daemon.destroy()
+    def _destroy_daemon(self):
+        leaks = self.daemon.destroy()
         if leaks:
             raise AssertionError(f"daemon left behind: {leaks}")
 
@@ -71,7 +70,14 @@ class RunTests(CLITestBase):
     def test_run_missing_executable_exits_127(self):
         r = self.docker("run", "--rm", "busybox", "/nonexistent")
         self.assertEqual(r.returncode, 127, r.stderr)
-        self.assertIn(b"executable file not found", r.stderr + b"no such file")
+        self.assertIn(b'exec: "/nonexistent": stat /nonexistent: no such file or directory',
+                      r.stderr)
+        self.assertEqual(self.out("ps", "-aq"), "", "--rm removes a container that never ran")
+
+    def test_run_unknown_command_in_path_exits_127(self):
+        r = self.docker("run", "--rm", "busybox", "nosuchcommand")
+        self.assertEqual(r.returncode, 127, r.stderr)
+        self.assertIn(b"executable file not found in $PATH", r.stderr)
 
     def test_run_missing_image_fails(self):
         r = self.docker("run", "--rm", "--pull=never", "nosuchimage:latest", "true")
@@ -157,7 +163,7 @@ class LifecycleTests(CLITestBase):
         self.cleanup_container(name)
         self.out("create", "--name", name, "busybox", "true")
         r = self.docker("create", "--name", name, "busybox", "true")
-        self.assertEqual(r.returncode, 125)
+        self.assertEqual(r.returncode, 1)  # what the docker CLI itself returns here
         self.assertIn(b'is already in use by container', r.stderr)
 
     def test_restart_and_top(self):

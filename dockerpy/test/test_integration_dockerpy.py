@@ -19,24 +19,19 @@ except ImportError:  # pragma: no cover - the test extra installs it
 class DockerPyTests(unittest.TestCase):
     daemon: Daemon
 
-    @classmethod
-    def setUpClass(cls):
+    def setUp(self):
         reason = skip_reason() or (None if docker else "docker-py is not installed")
         if reason:
             raise unittest.SkipTest(reason)
-        cls.daemon = Daemon()
-        try:
-            cls.daemon.start()
-            cls.daemon.import_busybox()
-        except BaseException:
-            cls.daemon.destroy()
-            raise
-        cls.client = docker.DockerClient(base_url=cls.daemon.host, version="auto")
+        self.daemon = Daemon()
+        self.addCleanup(self._destroy_daemon)
+        self.daemon.start()
+        self.daemon.import_busybox()
+        self.client = docker.DockerClient(base_url=self.daemon.host, version="auto")
+        self.addCleanup(self.client.close)
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.client.close()
-        leaks = cls.daemon.destroy()
+    def _destroy_daemon(self):
+        leaks = self.daemon.destroy()
         if leaks:
             raise AssertionError(f"daemon left behind: {leaks}")
 
