@@ -28,6 +28,17 @@ class HijackableChannel(HTTPChannel):
     """
 
     _hijacked: Protocol | None = None
+    # Go's net/http (and so dockerd) accepts up to 1 MiB of headers; build and
+    # registry auth headers can exceed twisted.web's 16 KiB default.
+    MAX_LENGTH = 1 << 20
+    totalHeadersSize = 1 << 20
+
+    def lineLengthExceeded(self, line: bytes) -> None:  # noqa: N802 (Twisted API)
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"Content-Type: application/json\r\nConnection: close\r\n\r\n"
+            b'{"message":"request header fields too large"}\n')
+        self.transport.loseConnection()
 
     @property
     def hijacked(self) -> bool:

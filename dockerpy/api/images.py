@@ -7,7 +7,6 @@ version differences (``ContainerConfig`` gone in 1.45, ``VirtualSize`` in
 from __future__ import annotations
 
 import datetime
-import fnmatch
 import json
 import tempfile
 
@@ -44,8 +43,22 @@ def _label_match(labels: dict, wanted: list[str]) -> bool:
     return True
 
 
-def _familiar_names(image) -> list[str]:
-    return list(image.repo_tags)
+def _ref_matches(name: str, patterns: list[str]) -> bool:
+    """Docker's ``reference.FamiliarMatch``: a glob against the familiar
+    reference, or against its name alone (``busybox`` matches ``busybox:1``)."""
+    bare = name.split("@", 1)[0]
+    if ":" in bare.rsplit("/", 1)[-1]:
+        bare = bare.rsplit(":", 1)[0]
+    return any(_path_match(pat, name) or _path_match(pat, bare) for pat in patterns)
+
+
+def _path_match(pattern: str, name: str) -> bool:
+    # Go's path.Match: '*' never crosses '/'.
+    import re
+
+    regex = "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c)
+                    for c in pattern)
+    return re.fullmatch(regex, name) is not None
 
 
 def filter_images(store, images, filters: dict[str, list[str]], show_all: bool, now: float):
@@ -59,9 +72,8 @@ def filter_images(store, images, filters: dict[str, list[str]], show_all: bool, 
             if want != (not image.repo_tags):
                 continue
         if "reference" in filters:
-            names = _familiar_names(image)
-            if not any(fnmatch.fnmatchcase(n, pat) or fnmatch.fnmatchcase(n.split(":")[0], pat)
-                       for pat in filters["reference"] for n in names):
+            if not any(_ref_matches(n, filters["reference"])
+                       for n in list(image.repo_tags) + list(image.repo_digests)):
                 continue
         labels = (image.config.get("config") or {}).get("Labels") or {}
         if "label" in filters and not _label_match(labels, filters["label"]):
@@ -120,6 +132,13 @@ def install(app: Klein, daemon=None) -> None:
                                daemon.reactor.seconds())
         version = api_version(request)
         body = [_adapt_summary(store().summary(i), version) for i in images]
+        if "reference" in filters:
+            # Docker lists only the matching names of a matching image.
+            for summary in body:
+                summary["RepoTags"] = [t for t in summary.get("RepoTags") or []
+                                       if _ref_matches(t, filters["reference"])]
+                summary["RepoDigests"] = [t for t in summary.get("RepoDigests") or []
+                                          if _ref_matches(t, filters["reference"])]
         body.sort(key=lambda s: s.get("Created", 0), reverse=True)
         return write_json(request, body)
 
