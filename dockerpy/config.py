@@ -57,11 +57,13 @@ class DaemonConfig:
     def daemon_key(self) -> str:
         """A short name unique to this daemon's data root: several daemons on one
         host derive cgroup parents, runtime roots and bridge names from it."""
-        return hashlib.sha256(os.path.realpath(self.data_root).encode()).hexdigest()[:8]
+        return hashlib.sha256(os.path.abspath(self.data_root).encode()).hexdigest()[:8]
 
     @property
     def cgroup_parent_path(self) -> str:
-        return self.cgroup_parent or f"/dockerpy-{self.daemon_key}"
+        from dockerpy.runtime.cgroups import cgroup_parent_for
+
+        return self.cgroup_parent or cgroup_parent_for(self.data_root)
 
 
 def load_daemon_json(path: str) -> dict:

@@ -103,7 +103,16 @@ class DaemonService(service.Service):
         def unmount(_):
             return self.in_thread(self.driver.cleanup)
 
+        def remove_cgroups(_):
+            from dockerpy.runtime.cgroups import remove_cgroup_parent
+
+            d = self.in_thread(remove_cgroup_parent, self.conf.cgroup_parent_path)
+            d.addCallback(lambda busy: busy and log.warn(
+                "cgroups still in use at shutdown: {busy}", busy=busy))
+            return d
+
         d.addBoth(unmount)
+        d.addBoth(remove_cgroups)
         d.addErrback(lambda f: log.failure("shutdown cleanup failed", f))
         return d
 

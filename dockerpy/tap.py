@@ -66,10 +66,17 @@ _FLAG_FIELDS = {
 }
 
 
+_SHORT_FLAGS = {"s": "storage-driver", "l": "log-level", "G": "group"}
+
+
 def _explicit_flags(argv: list[str]) -> set[str]:
     explicit = set()
     for arg in argv:
+        if not arg.startswith("-"):
+            continue
         name = arg.lstrip("-").split("=", 1)[0]
+        if not arg.startswith("--") and name[:1] in _SHORT_FLAGS:
+            name = _SHORT_FLAGS[name[:1]]
         if name in ("H", "host"):
             explicit.add("hosts")
         elif name in _FLAG_FIELDS:

@@ -184,6 +184,15 @@ class Daemon:
                 for cid in os.listdir(state):
                     subprocess.run([runtime, "--root", state, "delete", "--force", cid],
                                    capture_output=True)
+        from dockerpy.runtime.cgroups import cgroup_mountpoints, cgroup_parent_for, \
+            remove_cgroup_parent
+
+        parent = cgroup_parent_for(self.data_root).strip("/")
+        for mountpoint in cgroup_mountpoints():
+            if os.path.exists(os.path.join(mountpoint, parent)):
+                leaks.append(f"cgroup {mountpoint}/{parent}")
+                remove_cgroup_parent("/" + parent)
+                break
         for m in sorted(self.mounts(), key=len, reverse=True):
             subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)

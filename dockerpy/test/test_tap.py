@@ -59,6 +59,14 @@ class OptionsTests(unittest.TestCase):
                               ["--storage-driver", "overlay2", "--config-file", path])
         self.assertIn("both as a flag and in the configuration file", str(e))
 
+    def test_short_flag_conflicting_with_daemon_json_is_refused(self):
+        path = self.mktemp()
+        with open(path, "w") as f:
+            json.dump({"storage-driver": "vfs"}, f)
+        argv = ["-s", "overlay2", "--config-file", path]
+        self.patch(tap.sys, "argv", ["twistd", "docker"] + argv)
+        self.assertRaises(usage.UsageError, tap.Options().parseOptions, argv)
+
     def test_daemons_with_different_roots_get_different_cgroup_parents(self):
         a = parse("--data-root", "/tmp/a").cgroup_parent_path
         b = parse("--data-root", "/tmp/b").cgroup_parent_path
