@@ -9,6 +9,10 @@ setup(
     # twisted/plugins is a namespace-less plugin directory: no __init__.py there,
     # so it must be listed by hand (see Twisted's plugin howto).
     packages=find_packages(exclude=["twisted*", "bench*", "contrib*"]) + ["twisted.plugins"],
+    # An explicit root makes `pip install -e .` put the checkout on sys.path
+    # (setuptools' static .pth strategy), which is how twistd finds
+    # twisted/plugins/ in a checkout; the default import-hook strategy hides it.
+    package_dir={"": "."},
     package_data={"twisted": ["plugins/dockerpy_plugin.py"]},
     scripts=["bin/docker"],
     install_requires=[

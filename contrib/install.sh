@@ -21,7 +21,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 # twistd finds plugins through the dropin cache; build it once now, as root,
 # so the daemon never tries to rewrite it later.
 .venv/bin/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"

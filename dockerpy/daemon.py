@@ -143,8 +143,10 @@ class APIService(service.Service):
         async def listen(_):
             import grp
 
-            for host, endpoint, path in self.listeners:
-                port = await endpoint.listen(site)
+            from dockerpy.api.tls import tls_server_factory
+
+            for host, endpoint, path, tls in self.listeners:
+                port = await endpoint.listen(tls_server_factory(tls, site) if tls else site)
                 self.ports.append(port)
                 if path:
                     try:

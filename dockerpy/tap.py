@@ -7,7 +7,6 @@ other part gets it injected.
 
 from __future__ import annotations
 
-import grp
 import os
 import socket
 import sys
@@ -98,9 +97,9 @@ def build_config(options: Options, argv: list[str] | None = None) -> cfg.DaemonC
         log_level=options["log-level"],
         tls=bool(options["tls"]),
         tlsverify=bool(options["tlsverify"]),
-        tlscacert=options["tlscacert"],
-        tlscert=options["tlscert"],
-        tlskey=options["tlskey"],
+        tlscacert=options["tlscacert"] and os.path.abspath(options["tlscacert"]),
+        tlscert=options["tlscert"] and os.path.abspath(options["tlscert"]),
+        tlskey=options["tlskey"] and os.path.abspath(options["tlskey"]),
         insecure_tcp=bool(options["insecure-tcp-without-tls"]),
         group=options["group"],
         cgroup_parent=options["cgroup-parent"],
@@ -175,17 +174,25 @@ def unix_endpoint(reactor, path: str):
     return endpoints.UNIXServerEndpoint(reactor, path, mode=0o660, wantPID=True)
 
 
+def _read_pem(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise usage.UsageError(f"could not read {what} {path}: {e.strerror}") from None
+
+
 def tls_options(conf: cfg.DaemonConfig):
     from twisted.internet import ssl
 
-    with open(conf.tlscert, "rb") as f:
-        cert = f.read()
-    with open(conf.tlskey, "rb") as f:
-        key = f.read()
-    private = ssl.PrivateCertificate.loadPEM(cert + b"\n" + key)
+    cert = _read_pem(conf.tlscert, "TLS certificate")
+    key = _read_pem(conf.tlskey, "TLS key")
+    try:
+        private = ssl.PrivateCertificate.loadPEM(cert + b"\n" + key)
+    except Exception as e:
+        raise usage.UsageError(f"invalid TLS certificate or key: {e}") from None
     if conf.tlsverify:
-        with open(conf.tlscacert, "rb") as f:
-            ca = ssl.Certificate.loadPEM(f.read())
+        ca = ssl.Certificate.loadPEM(_read_pem(conf.tlscacert, "TLS CA certificate"))
         # trustRoot makes OpenSSL require a client certificate signed by the CA
         # (VERIFY_PEER | VERIFY_FAIL_IF_NO_PEER_CERT), as dockerd's --tlsverify.
         return private.options(ca)
@@ -193,37 +200,20 @@ def tls_options(conf: cfg.DaemonConfig):
 
 
 def listen_endpoints(reactor, conf: cfg.DaemonConfig):
-    """:return: list of (description, endpoint, unix_path or None)."""
+    """:return: list of (description, endpoint, unix_path or None, tls options or None).
+
+    TLS is layered by the API service itself (``dockerpy.api.tls``) rather
+    than by an SSL endpoint, because hijacked streams need TLS half-close.
+    """
     out = []
     for host in conf.hosts:
         kind, addr, port = parse_host(host)
         if kind == "unix":
-            out.append((host, unix_endpoint(reactor, addr), addr))
-        elif conf.tls:
-            out.append((host, endpoints.SSL4ServerEndpoint(
-                reactor, port, tls_options(conf), interface=addr), None))
+            out.append((host, unix_endpoint(reactor, addr), addr, None))
         else:
-            out.append((host, endpoints.TCP4ServerEndpoint(reactor, port, interface=addr), None))
+            out.append((host, endpoints.TCP4ServerEndpoint(reactor, port, interface=addr), None,
+                        tls_options(conf) if conf.tls else None))
     return out
-
-
-class SocketGroupService(service.Service):
-    """Give the unix sockets to the ``docker`` group once they exist."""
-
-    def __init__(self, paths: list[str], group: str):
-        self.paths, self.group = paths, group
-
-    def startService(self) -> None:  # noqa: N802
-        super().startService()
-        try:
-            gid = grp.getgrnam(self.group).gr_gid
-        except KeyError:
-            return
-        for path in self.paths:
-            try:
-                os.chown(path, 0, gid)
-            except OSError:
-                pass
 
 
 def makeService(options: Options, reactor=None) -> service.IService:  # noqa: N802
@@ -238,14 +228,13 @@ def makeService(options: Options, reactor=None) -> service.IService:  # noqa: N8
     daemon = DaemonService(reactor, conf)
     daemon.setServiceParent(top)
     listeners = listen_endpoints(reactor, conf)
-    for host, endpoint, _ in listeners:
+    for host, _, _, _ in listeners:
         if host.startswith("tcp://") and not conf.tls:
             Logger().critical(
                 "API listening on {host} WITHOUT TLS: anyone who can reach it controls this "
                 "host as root", host=host)
     api = daemon.api_service(listeners)
     api.setServiceParent(top)
-    SocketGroupService([p for _, _, p in listeners if p], conf.group).setServiceParent(top)
     return top
 
 

@@ -57,6 +57,10 @@ class HijackableChannel(HTTPChannel):
         transport.writeSequence(head)
         self.setTimeout(None)
         self.persistent = False
+        # The channel registered itself as the producer of this transport's
+        # writes; the stream owns writing now, and a producer left registered
+        # keeps the TLS layer from ever closing (it waits for unregister).
+        transport.unregisterProducer()
         # Bytes the client pipelined after the request (stdin written before
         # it saw our 101) are owed to the new protocol, in order.
         leftover = b"".join(self._dataBuffer)

@@ -94,8 +94,9 @@ class Daemon:
             argv += ["--default-runtime", self.runtime]
         env = dict(os.environ)
         env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-        self.proc = subprocess.Popen(argv, env=env, cwd=self.tmp, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(os.path.join(self.tmp, "stderr"), "ab") as err:
+            self.proc = subprocess.Popen(argv, env=env, cwd=self.tmp, stdin=subprocess.DEVNULL,
+                                         stdout=err, stderr=err)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -111,11 +112,14 @@ class Daemon:
         raise RuntimeError("daemon did not answer in time:\n" + self.read_log())
 
     def read_log(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()[-20000:]
-        except OSError:
-            return ""
+        text = ""
+        for path in (os.path.join(self.tmp, "stderr"), self.log_path):
+            try:
+                with open(path, errors="replace") as f:
+                    text += f.read()[-20000:]
+            except OSError:
+                pass
+        return text
 
     def request(self, method: str, path: str, body=None, headers=None, timeout: float = 60):
         conn = UnixHTTPConnection(self.sock, timeout)
