@@ -31,7 +31,13 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 REAL_CLI = os.environ.get("DOCKER_CLI", "/usr/local/bin/docker")
-OUR_CLI = os.path.join(REPO, "bin", "docker")
+# The installed script (pip rewrites its shebang to the venv's interpreter),
+# as a user runs it; bin/docker from the checkout goes through
+# "/usr/bin/env python3", which on this machine is a pyenv shim costing
+# ~150 ms per call.
+_INSTALLED_CLI = os.path.join(REPO, ".venv", "bin", "docker")
+OUR_CLI = os.environ.get("DOCKERPY_CLI") or (
+    _INSTALLED_CLI if os.path.exists(_INSTALLED_CLI) else os.path.join(REPO, "bin", "docker"))
 ORACLE_SCRIPT = os.path.join(BENCH, "oracle_docker.sh")
 ORACLE_DIR = os.environ.get("DOCKERPY_BENCH_ORACLE_DIR", "/tmp/dref")
 

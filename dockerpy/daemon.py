@@ -143,10 +143,13 @@ class APIService(service.Service):
         async def listen(_):
             import grp
 
-            from dockerpy.api.tls import tls_server_factory
-
             for host, endpoint, path, tls in self.listeners:
-                port = await endpoint.listen(tls_server_factory(tls, site) if tls else site)
+                factory = site
+                if tls is not None:
+                    from dockerpy.api.tls import tls_server_factory
+
+                    factory = tls_server_factory(tls, site)
+                port = await endpoint.listen(factory)
                 self.ports.append(port)
                 if path:
                     try:

@@ -410,7 +410,8 @@ class ContainerService:
             pass
         import json
 
-        atomic.write_bytes(os.path.join(bundle, "config.json"), json.dumps(spec).encode(), 0o600)
+        atomic.write_bytes(os.path.join(bundle, "config.json"), json.dumps(spec).encode(), 0o600,
+                           durable=False)
         return spec
 
     async def _cleanup_after_run(self, rec, runtime, bundle: str, force: bool) -> None:
