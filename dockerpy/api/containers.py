@@ -124,7 +124,15 @@ def inspect_view(rec, daemon, version: tuple[int, int], size: int | None = None)
     }
     if size is not None:
         out["SizeRw"] = size
+        out["SizeRootFs"] = _size_root_fs(daemon, rec, size)
     return out
+
+
+def _size_root_fs(daemon, rec, size_rw: int) -> int:
+    try:
+        return size_rw + daemon.images.get(rec.image).size
+    except errors.NotFound:  # the image was removed with --force
+        return size_rw
 
 
 def _graph_data(daemon, rec) -> dict | None:
@@ -157,7 +165,7 @@ def list_view(rec, daemon, now: float, size: int | None) -> dict:
     }
     if size is not None:
         out["SizeRw"] = size
-        out["SizeRootFs"] = size
+        out["SizeRootFs"] = _size_root_fs(daemon, rec, size)
     return out
 
 
@@ -261,8 +269,15 @@ def install(app: Klein, daemon=None) -> None:
                 return False
 
         recs = [r for r in svc().all() if matches_list(r, filters, image_matches)]
-        if not show_all and limit in (-1, 0, None) and "status" not in filters \
-                and "exited" not in filters:
+        # Docker: before/since name containers and imply --all.
+        if "before" in filters:
+            pivot = svc().get(filters["before"][-1])
+            recs = [r for r in recs if r.created < pivot.created]
+        if "since" in filters:
+            pivot = svc().get(filters["since"][-1])
+            recs = [r for r in recs if r.created > pivot.created]
+        if not show_all and limit in (-1, 0, None) and not {"status", "exited", "before",
+                                                             "since"} & set(filters):
             recs = [r for r in recs if r.state.status in ("running", "paused", "restarting")]
         if limit and limit > 0:
             recs = recs[:limit]

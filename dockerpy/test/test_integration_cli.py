@@ -199,6 +199,63 @@ class LifecycleTests(CLITestBase):
         self.assertNotIn("prune-stopped", names)
 
 
+class LogsAndListTests(CLITestBase):
+    def test_logs_tail_timestamps_and_since(self):
+        name = "logger"
+        self.cleanup_container(name)
+        self.out("run", "--name", name, "busybox", "sh", "-c", "echo one; echo two; echo three")
+        self.assertEqual(self.out("logs", name), "one\ntwo\nthree\n")
+        self.assertEqual(self.out("logs", "--tail", "1", name), "three\n")
+        self.assertEqual(self.out("logs", "--tail", "0", name), "")
+        stamped = self.out("logs", "-t", name).splitlines()
+        self.assertEqual([line.split(" ", 1)[1] for line in stamped], ["one", "two", "three"])
+        self.assertRegex(stamped[0].split(" ", 1)[0], r"^\d{4}-\d\d-\d\dT[\d:.]+Z$")
+        self.assertEqual(self.out("logs", "--since", "2099-01-01T00:00:00Z", name), "")
+        self.assertEqual(self.out("logs", "--until", "2000-01-01T00:00:00Z", name), "")
+
+    def test_logs_keep_streams_apart(self):
+        name = "streams"
+        self.cleanup_container(name)
+        self.out("run", "--name", name, "busybox", "sh", "-c", "echo out; echo err >&2")
+        r = self.docker("logs", name, check=True)
+        self.assertEqual((r.stdout, r.stderr), (b"out\n", b"err\n"))
+
+    def test_ps_filters_limit_and_size(self):
+        for name in ("first", "second", "third"):
+            self.cleanup_container(name)
+            self.out("create", "--name", name, "--label", f"n={name}", "busybox", "true")
+        fmt = ("--format", "{{.Names}}")
+        self.assertEqual(self.out("ps", *fmt), "")
+        self.assertEqual(self.out("ps", "-a", *fmt).split(), ["third", "second", "first"])
+        self.assertEqual(self.out("ps", "-n", "2", *fmt).split(), ["third", "second"])
+        self.assertEqual(self.out("ps", "-f", "before=third", *fmt).split(),
+                         ["second", "first"])
+        self.assertEqual(self.out("ps", "-f", "since=first", *fmt).split(),
+                         ["third", "second"])
+        self.assertEqual(self.out("ps", "-a", "-f", "label=n=second", *fmt).split(),
+                         ["second"])
+        self.assertEqual(self.out("ps", "-a", "-f", "status=created", "-f", "name=thi",
+                                  *fmt).split(), ["third"])
+        sizes = self.out("ps", "-a", "-s", "--format", "{{.Size}}").splitlines()
+        self.assertEqual(len(sizes), 3)
+        self.assertIn("virtual", sizes[0])
+
+
+class APIVersionTests(CLITestBase):
+    def test_container_config_is_shown_only_below_1_45(self):
+        old = self.daemon.json("GET", "/v1.44/images/busybox/json")[1]
+        new = self.daemon.json("GET", "/v1.45/images/busybox/json")[1]
+        self.assertIn("ContainerConfig", old)
+        self.assertNotIn("ContainerConfig", new)
+        self.assertEqual(old["Id"], new["Id"])
+
+    def test_old_client_versions_are_served(self):
+        status, body = self.daemon.json("GET", "/v1.24/containers/json?all=1")
+        self.assertEqual((status, body), (200, []))
+        status, body = self.daemon.json("GET", "/v1.99/version")
+        self.assertEqual(status, 400)
+
+
 class FilesystemTests(CLITestBase):
     def test_diff_shows_changes(self):
         name = "differ"
