@@ -187,6 +187,10 @@ class _StartWatcher(ProcessProtocol):
         self._schedule_poll()
 
     def childDataReceived(self, fd: int, data: bytes) -> None:
+        if self._state == "starting":
+            # Output may be the container's own, written before the next poll:
+            # look now, so held stderr is never delivered after later stdout.
+            self._check_started()
         if fd == 2 and self._state != "running":
             self._held_stderr.append(data)
             return
