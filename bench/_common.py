@@ -14,10 +14,8 @@ their median; min and max are printed to show the spread.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +27,8 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
+
+from dockerpy.test.daemon_fixture import UnixHTTPConnection  # noqa: E402
 
 REAL_CLI = os.environ.get("DOCKER_CLI", "/usr/local/bin/docker")
 # The installed script (pip rewrites its shebang to the venv's interpreter),
@@ -95,19 +95,6 @@ class Target:
         finally:
             conn.close()
 
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float = 60):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
-
-
-# -- starting and stopping daemons --------------------------------------------
 
 def start_dockerpy(extra_args: Optional[list[str]] = None) -> Target:
     """Start a fresh dockerpy daemon with a busybox image; ``stop`` destroys it."""

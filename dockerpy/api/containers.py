@@ -24,7 +24,9 @@ from dockerpy.api.app import (api_version, parse_filters, query, query_bool, que
 from dockerpy.api.hijack import hijack_request
 from dockerpy.containers.filters import matches_list
 from dockerpy.containers.logs import read_log
-from dockerpy.timeutil import human_duration, parse_rfc3339, parse_timestamp_arg
+# The client's formatting module is stdlib-only and checked against the docker CLI.
+from dockerpy.client.format import human_duration
+from dockerpy.timeutil import parse_rfc3339, parse_timestamp_arg
 
 RAW_STREAM = b"application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = b"application/vnd.docker.multiplexed-stream"
@@ -437,8 +439,8 @@ def install(app: Klein, daemon=None) -> None:
         from dockerpy.archive import stat_path
 
         path = _archive_path(request)
-        rec = svc().get(cid)
-        stat = await svc().with_rootfs(cid, lambda root: stat_path(root, path, rec.name))
+        # Docker names the container as the client did (name or id) in errors.
+        stat = await svc().with_rootfs(cid, lambda root: stat_path(root, path, cid))
         request.setHeader(b"X-Docker-Container-Path-Stat", _stat_header(stat))
         request.setResponseCode(200)
         return b""
@@ -448,11 +450,10 @@ def install(app: Klein, daemon=None) -> None:
         from dockerpy.archive import stat_path, write_path_tar
 
         path = _archive_path(request)
-        rec = svc().get(cid)
         holder = {}
 
         def work(root, out):
-            holder["stat"] = stat_path(root, path, rec.name)
+            holder["stat"] = stat_path(root, path, cid)
             write_path_tar(root, path, out)
 
         tmp = await _spool(daemon, cid, work)

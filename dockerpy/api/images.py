@@ -15,6 +15,7 @@ from klein import Klein
 from dockerpy import errors
 from dockerpy.api.app import (api_version, check_filters, parse_filters, query, query_all,
                               query_bool, read_json, write_json)
+from dockerpy.filters import label_match, reference_match
 from dockerpy.timeutil import parse_timestamp_arg
 
 IMAGE_LIST_FILTERS = {"dangling", "reference", "label", "before", "since", "until"}
@@ -35,33 +36,7 @@ def _adapt_summary(body: dict, version: tuple[int, int]) -> dict:
     return body
 
 
-def _label_match(labels: dict, wanted: list[str]) -> bool:
-    for item in wanted:
-        key, eq, value = item.partition("=")
-        if key not in labels or (eq and labels[key] != value):
-            return False
-    return True
-
-
-def _ref_matches(name: str, patterns: list[str]) -> bool:
-    """Docker's ``reference.FamiliarMatch``: a glob against the familiar
-    reference, or against its name alone (``busybox`` matches ``busybox:1``)."""
-    bare = name.split("@", 1)[0]
-    if ":" in bare.rsplit("/", 1)[-1]:
-        bare = bare.rsplit(":", 1)[0]
-    return any(_path_match(pat, name) or _path_match(pat, bare) for pat in patterns)
-
-
-def _path_match(pattern: str, name: str) -> bool:
-    # Go's path.Match: '*' never crosses '/'.
-    import re
-
-    regex = "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c)
-                    for c in pattern)
-    return re.fullmatch(regex, name) is not None
-
-
-def filter_images(store, images, filters: dict[str, list[str]], show_all: bool, now: float):
+def filter_images(store, images, filters: dict[str, list[str]], now: float):
     check_filters(filters, IMAGE_LIST_FILTERS)
     out = []
     before = [store.resolve(v).created for v in filters.get("before", [])]
@@ -72,11 +47,11 @@ def filter_images(store, images, filters: dict[str, list[str]], show_all: bool, 
             if want != (not image.repo_tags):
                 continue
         if "reference" in filters:
-            if not any(_ref_matches(n, filters["reference"])
+            if not any(reference_match(n, filters["reference"])
                        for n in list(image.repo_tags) + list(image.repo_digests)):
                 continue
         labels = (image.config.get("config") or {}).get("Labels") or {}
-        if "label" in filters and not _label_match(labels, filters["label"]):
+        if "label" in filters and not label_match(labels, filters["label"]):
             continue
         if before and not all(image.created < b for b in before):
             continue
@@ -99,10 +74,6 @@ def _created_ts(image) -> float:
     if isinstance(created, datetime.datetime):
         return created.timestamp()
     return parse_rfc3339(created)
-
-
-def _stream_json(request, obj) -> None:
-    request.write(json.dumps(obj).encode() + b"\r\n")
 
 
 def _in_use(daemon):
@@ -128,17 +99,16 @@ def install(app: Klein, daemon=None) -> None:
     @app.route("/images/json", methods=["GET"])
     def get_images_json(request):
         filters = parse_filters(query(request, "filters"))
-        images = filter_images(store(), store().images(), filters, query_bool(request, "all"),
-                               daemon.reactor.seconds())
+        images = filter_images(store(), store().images(), filters, daemon.reactor.seconds())
         version = api_version(request)
         body = [_adapt_summary(store().summary(i), version) for i in images]
         if "reference" in filters:
             # Docker lists only the matching names of a matching image.
             for summary in body:
                 summary["RepoTags"] = [t for t in summary.get("RepoTags") or []
-                                       if _ref_matches(t, filters["reference"])]
+                                       if reference_match(t, filters["reference"])]
                 summary["RepoDigests"] = [t for t in summary.get("RepoDigests") or []
-                                          if _ref_matches(t, filters["reference"])]
+                                          if reference_match(t, filters["reference"])]
         body.sort(key=lambda s: s.get("Created", 0), reverse=True)
         return write_json(request, body)
 
@@ -167,14 +137,12 @@ def install(app: Klein, daemon=None) -> None:
 
     @app.route("/images/load", methods=["POST"])
     async def post_images_load(request):
-        quiet = query_bool(request, "quiet")
+        # quiet only hides progress bars, which we do not send: the
+        # "Loaded image" lines are printed either way, as with Docker.
         body = request.content
         body.seek(0)
         lines = await daemon.in_thread(store().load, body)
         request.setHeader(b"content-type", b"application/json")
-        if quiet:
-            return b"".join(json.dumps({"stream": line + "\n"}).encode() + b"\r\n"
-                            for line in lines) if lines else b""
         return b"".join(json.dumps({"stream": line + "\n"}).encode() + b"\r\n"
                         for line in lines)
 

@@ -4,20 +4,13 @@
 from __future__ import annotations
 
 from dockerpy import errors
+from dockerpy.filters import label_match
 from dockerpy.timeutil import parse_rfc3339, parse_timestamp_arg
 
 LIST_FILTERS = {"id", "name", "label", "status", "ancestor", "exited", "before", "since",
                 "health", "isolation", "network", "publish", "expose", "volume", "is-task"}
 PRUNE_FILTERS = {"until", "label", "label!"}
 STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", "dead"}
-
-
-def _label_match(labels: dict, wanted: list[str]) -> bool:
-    for item in wanted:
-        key, eq, value = item.partition("=")
-        if key not in labels or (eq and labels[key] != value):
-            return False
-    return True
 
 
 def matches_list(rec, filters: dict[str, list[str]], image_matches) -> bool:
@@ -45,7 +38,7 @@ def matches_list(rec, filters: dict[str, list[str]], image_matches) -> bool:
             raise errors.InvalidParameter("invalid filter 'exited'") from None
         if rec.state.exit_code not in codes:
             return False
-    if "label" in filters and not _label_match(rec.config.get("Labels") or {},
+    if "label" in filters and not label_match(rec.config.get("Labels") or {},
                                                filters["label"]):
         return False
     if "ancestor" in filters and not any(image_matches(v, rec.image)
@@ -63,8 +56,8 @@ def matches_prune(rec, filters: dict[str, list[str]], now: float) -> bool:
         if parse_rfc3339(rec.created) >= limit:
             return False
     labels = rec.config.get("Labels") or {}
-    if "label" in filters and not _label_match(labels, filters["label"]):
+    if "label" in filters and not label_match(labels, filters["label"]):
         return False
-    if "label!" in filters and _label_match(labels, filters["label!"]):
+    if "label!" in filters and label_match(labels, filters["label!"]):
         return False
     return True

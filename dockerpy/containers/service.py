@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import signal as signal_mod
-import time
 from typing import Any, Callable
 
 from twisted.internet import defer
@@ -191,9 +190,6 @@ class ContainerService:
     def is_running(self, cid: str) -> bool:
         return cid in self._live
 
-    def image_users(self, image_id: str) -> list[ContainerRecord]:
-        return [r for r in self._by_id.values() if r.image == image_id]
-
     def _lock(self, cid: str) -> defer.DeferredLock:
         return self._busy.setdefault(cid, defer.DeferredLock())
 
@@ -322,7 +318,7 @@ class ContainerService:
         if rec.id in self._live:
             raise errors.NotModified("container already started")
         if rec.id in self._removing:
-            raise errors.Conflict(f"container is marked for removal and cannot be started")
+            raise errors.Conflict("container is marked for removal and cannot be started")
         runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
         bundle = os.path.join(self.exec_root, "containers", rec.id)
         rootfs = await self._in_thread(self.driver.mount, rec.layer_id)
@@ -431,11 +427,19 @@ class ContainerService:
         shutil.rmtree(bundle, ignore_errors=True)
 
     async def _on_exit(self, rec: ContainerRecord, runtime, bundle: str, code: int) -> None:
-        self._live.pop(rec.id, None)
-        await self._cleanup_after_run(rec, runtime, bundle, force=False)
-        rec.state = State(status="exited", exit_code=code, started_at=rec.state.started_at,
-                          finished_at=rfc3339(self._reactor.seconds()))
-        self.records.save(rec)
+        # Under the container's lock, so a start right after the exit waits
+        # for the unmount; the state says "running" until it says "exited",
+        # so a wait(not-running) in between waits for this exit too.
+        lock = self._lock(rec.id)
+        await lock.acquire()
+        try:
+            self._live.pop(rec.id, None)
+            await self._cleanup_after_run(rec, runtime, bundle, force=False)
+            rec.state = State(status="exited", exit_code=code, started_at=rec.state.started_at,
+                              finished_at=rfc3339(self._reactor.seconds()))
+            self.records.save(rec)
+        finally:
+            lock.release()
         self._emit("die", rec, exitCode=str(code))
         for d in self._exit_waiters.pop(rec.id, []):
             d.callback(code)
@@ -518,7 +522,7 @@ class ContainerService:
             d: defer.Deferred = defer.Deferred()
             self._removed_waiters.setdefault(rec.id, []).append(d)
             return d
-        if condition == "not-running" and rec.id not in self._live:
+        if condition == "not-running" and not rec.state.running:
             return defer.succeed(rec.state.exit_code)
         return self.when_exited(rec.id)
 

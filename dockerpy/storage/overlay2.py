@@ -283,9 +283,12 @@ class Overlay2Driver:
 
     def apply_diff(self, layer_id: str, stream: BinaryIO) -> int:
         path = self._require(layer_id)
+        diff = os.path.join(path, "diff")
         try:
-            return layertar.apply_layer(stream, os.path.join(path, "diff"),
-                                        layertar.OverlayWhiteouts())
+            layertar.apply_layer(stream, diff, layertar.OverlayWhiteouts())
+            # Docker's overlay2 sizes a layer by walking it after applying,
+            # which counts symlinks too; image sizes must agree with Docker's.
+            return layertar.directory_size(diff)
         except BaseException:
             self.remove(layer_id)
             raise

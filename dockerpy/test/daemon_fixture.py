@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from twisted.trial import unittest
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOCKER_CLI = os.environ.get("DOCKERPY_TEST_CLI", "/usr/local/bin/docker")
 
@@ -201,3 +203,24 @@ class Daemon:
             subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
         return leaks
+
+
+class DaemonTestCase(unittest.TestCase):
+    """A test that runs against its own real daemon, and fails if the
+    daemon leaves a mount, runtime state or cgroup behind."""
+
+    def start_daemon(self, cli: bool = False, busybox: bool = True, **kwargs) -> Daemon:
+        reason = cli_skip_reason() if cli else skip_reason()
+        if reason:
+            raise unittest.SkipTest(reason)
+        daemon = Daemon(**kwargs)
+        self.addCleanup(self._destroy_daemon, daemon)
+        daemon.start()
+        if busybox:
+            daemon.import_busybox()
+        return daemon
+
+    def _destroy_daemon(self, daemon: Daemon) -> None:
+        leaks = daemon.destroy()
+        if leaks:
+            raise AssertionError(f"daemon left behind: {leaks}")

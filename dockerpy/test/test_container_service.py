@@ -147,6 +147,21 @@ class LifecycleTests(ServiceTestBase):
         self.runtime.running[rec.id].exit(0)
         self.assertEqual(self.successResultOf(d), 0)
 
+    def test_wait_not_running_during_exit_cleanup_gets_the_real_code(self):
+        rec = self.create(name="c11")
+        self.run_(self.svc.start("c11"))
+        # the exit's cleanup (unmount in the thread pool) has not finished yet
+        gate: defer.Deferred = defer.Deferred()
+        real_in_thread = self.svc._in_thread
+        self.svc._in_thread = lambda f, *a, **kw: gate.addCallback(
+            lambda _: real_in_thread(f, *a, **kw))
+        self.runtime.running[rec.id].exit(4)
+        d = self.svc.wait("c11", "not-running")
+        self.assertNoResult(d)
+        self.svc._in_thread = real_in_thread
+        gate.callback(None)
+        self.assertEqual(self.successResultOf(d), 4)
+
     def test_start_twice_is_not_modified(self):
         self.create(name="c4")
         self.run_(self.svc.start("c4"))

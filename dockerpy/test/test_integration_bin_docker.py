@@ -8,27 +8,14 @@ import subprocess
 import sys
 import tempfile
 
-from twisted.trial import unittest
-
-from dockerpy.test.daemon_fixture import REPO, Daemon, skip_reason
+from dockerpy.test.daemon_fixture import REPO, DaemonTestCase
 
 BIN_DOCKER = os.path.join(REPO, "bin", "docker")
 
 
-class BinDockerTests(unittest.TestCase):
+class BinDockerTests(DaemonTestCase):
     def setUp(self):
-        reason = skip_reason()
-        if reason:
-            raise unittest.SkipTest(reason)
-        self.daemon = Daemon()
-        self.addCleanup(self._destroy)
-        self.daemon.start()
-        self.daemon.import_busybox()
-
-    def _destroy(self):
-        leaks = self.daemon.destroy()
-        if leaks:
-            raise AssertionError(f"daemon left behind: {leaks}")
+        self.daemon = self.start_daemon()
 
     def bd(self, *args, input: bytes | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, BIN_DOCKER, *args], input=input,

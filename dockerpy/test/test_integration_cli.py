@@ -13,32 +13,18 @@ import os
 import tarfile
 import tempfile
 
-from twisted.trial import unittest
 
-from dockerpy.test.daemon_fixture import Daemon, cli_skip_reason
+from dockerpy.test.daemon_fixture import DaemonTestCase
 
 
-class CLITestBase(unittest.TestCase):
+class CLITestBase(DaemonTestCase):
     """Each test gets its own daemon (about a second to start), so a test
-    can neither see another's containers nor hide a leak: tear-down fails
-    the test if the daemon left a mount or runtime state behind."""
+    can neither see another's containers nor hide a leak."""
 
     storage_driver = "overlay2"
-    daemon: Daemon
 
     def setUp(self):
-        reason = cli_skip_reason()
-        if reason:
-            raise unittest.SkipTest(reason)
-        self.daemon = Daemon(storage_driver=self.storage_driver)
-        self.addCleanup(self._destroy_daemon)
-        self.daemon.start()
-        self.image_id = self.daemon.import_busybox()
-
-    def _destroy_daemon(self):
-        leaks = self.daemon.destroy()
-        if leaks:
-            raise AssertionError(f"daemon left behind: {leaks}")
+        self.daemon = self.start_daemon(cli=True, storage_driver=self.storage_driver)
 
     def docker(self, *args, **kw):
         return self.daemon.cli(*args, **kw)

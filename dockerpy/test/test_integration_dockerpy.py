@@ -7,7 +7,7 @@ import tarfile
 
 from twisted.trial import unittest
 
-from dockerpy.test.daemon_fixture import Daemon, skip_reason
+from dockerpy.test.daemon_fixture import DaemonTestCase
 
 try:
     import docker
@@ -16,24 +16,13 @@ except ImportError:  # pragma: no cover - the test extra installs it
     docker = None
 
 
-class DockerPyTests(unittest.TestCase):
-    daemon: Daemon
-
+class DockerPyTests(DaemonTestCase):
     def setUp(self):
-        reason = skip_reason() or (None if docker else "docker-py is not installed")
-        if reason:
-            raise unittest.SkipTest(reason)
-        self.daemon = Daemon()
-        self.addCleanup(self._destroy_daemon)
-        self.daemon.start()
-        self.daemon.import_busybox()
+        if docker is None:
+            raise unittest.SkipTest("docker-py is not installed")
+        self.daemon = self.start_daemon()
         self.client = docker.DockerClient(base_url=self.daemon.host, version="auto")
         self.addCleanup(self.client.close)
-
-    def _destroy_daemon(self):
-        leaks = self.daemon.destroy()
-        if leaks:
-            raise AssertionError(f"daemon left behind: {leaks}")
 
     def test_run_returns_output(self):
         out = self.client.containers.run("busybox", ["echo", "from docker-py"], remove=True)

@@ -13,9 +13,7 @@ import os
 import socket
 import tarfile
 
-from twisted.trial import unittest
-
-from dockerpy.test.daemon_fixture import Daemon, skip_reason
+from dockerpy.test.daemon_fixture import DaemonTestCase
 
 
 def _tar(entries) -> bytes:
@@ -38,21 +36,10 @@ def _tar(entries) -> bytes:
     return buf.getvalue()
 
 
-class HostileInputTests(unittest.TestCase):
+class HostileInputTests(DaemonTestCase):
     def setUp(self):
-        reason = skip_reason()
-        if reason:
-            raise unittest.SkipTest(reason)
-        self.daemon = Daemon()
-        self.addCleanup(self._destroy)
-        self.daemon.start()
-        self.daemon.import_busybox()
+        self.daemon = self.start_daemon()
         self.layers_before = self._driver_layers()
-
-    def _destroy(self):
-        leaks = self.daemon.destroy()
-        if leaks:
-            raise AssertionError(f"daemon left behind: {leaks}")
 
     def _driver_layers(self) -> set[str]:
         home = os.path.join(self.daemon.data_root, "storage", "overlay2")
@@ -189,23 +176,9 @@ class HostileInputTests(unittest.TestCase):
         self.assertNoNewLayers()
 
 
-class RestartRecoveryTests(unittest.TestCase):
-    def setUp(self):
-        reason = skip_reason()
-        if reason:
-            raise unittest.SkipTest(reason)
-        self.daemon = Daemon()
-        self.addCleanup(self._destroy)
-
-    def _destroy(self):
-        leaks = self.daemon.destroy()
-        if leaks:
-            raise AssertionError(f"daemon left behind: {leaks}")
-
+class RestartRecoveryTests(DaemonTestCase):
     def test_kill_9_then_restart_shows_container_exited_with_reason(self):
-        d = self.daemon
-        d.start()
-        d.import_busybox()
+        d = self.start_daemon()
         status, body = d.json("POST", "/containers/create?name=survivor",
                               {"Image": "busybox", "Cmd": ["sleep", "1000"]})
         self.assertEqual(status, 201, body)

@@ -9,9 +9,7 @@ import os
 import socket
 import subprocess
 
-from twisted.trial import unittest
-
-from dockerpy.test.daemon_fixture import DOCKER_CLI, Daemon, cli_skip_reason
+from dockerpy.test.daemon_fixture import DOCKER_CLI, DaemonTestCase
 
 
 def _free_port() -> int:
@@ -73,27 +71,16 @@ def make_pki(directory: str) -> dict[str, str]:
     return out
 
 
-class MutualTLSTests(unittest.TestCase):
+class MutualTLSTests(DaemonTestCase):
     def setUp(self):
-        reason = cli_skip_reason()
-        if reason:
-            raise unittest.SkipTest(reason)
         pki_dir = os.path.abspath(self.mktemp())
         os.makedirs(pki_dir)
         self.pki = make_pki(pki_dir)
         self.port = _free_port()
-        self.daemon = Daemon(extra_args=[
+        self.daemon = self.start_daemon(cli=True, extra_args=[
             "-H", f"tcp://127.0.0.1:{self.port}", "--tlsverify",
             "--tlscacert", self.pki["ca"], "--tlscert", self.pki["server_cert"],
             "--tlskey", self.pki["server_key"]])
-        self.addCleanup(self._destroy)
-        self.daemon.start()
-        self.daemon.import_busybox()
-
-    def _destroy(self):
-        leaks = self.daemon.destroy()
-        if leaks:
-            raise AssertionError(f"daemon left behind: {leaks}")
 
     def tls_cli(self, *args, client_cert=True, input=None):
         flags = ["-H", f"tcp://127.0.0.1:{self.port}", "--tlsverify",
