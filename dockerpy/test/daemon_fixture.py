@@ -64,7 +64,7 @@ def _mounts_under(prefix: str) -> list[str]:
 
 
 class Daemon:
-    def __init__(self, storage_driver: str = "overlay2", runtime: str | None = None,
+    def __init__(self, storage_driver: str | None = "overlay2", runtime: str | None = None,
                  extra_args: list[str] | None = None):
         self.storage_driver = storage_driver
         self.runtime = runtime
@@ -90,8 +90,9 @@ class Daemon:
         twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         argv = [twistd, "-n", "--pidfile", os.path.join(self.tmp, "twistd.pid"),
                 "--logfile", self.log_path, "docker", "-H", self.host,
-                "--data-root", self.data_root, "--exec-root", self.exec_root,
-                "--storage-driver", self.storage_driver] + self.extra_args
+                "--data-root", self.data_root, "--exec-root", self.exec_root] + self.extra_args
+        if self.storage_driver:
+            argv += ["--storage-driver", self.storage_driver]
         if self.runtime:
             argv += ["--default-runtime", self.runtime]
         env = dict(os.environ)
