@@ -195,6 +195,7 @@ def install(app: Klein, daemon=None) -> None:
     async def delete_image(request, name):
         result = await daemon.in_thread(store().remove, name, query_bool(request, "force"),
                                         query_bool(request, "noprune"), _in_use(daemon))
+        await daemon.containers.sweep_init_layers()
         return write_json(request, result)
 
     @app.route("/images/prune", methods=["POST"])
@@ -211,6 +212,7 @@ def install(app: Klein, daemon=None) -> None:
         result = await daemon.in_thread(store().prune, not dangling, _in_use(daemon),
                                         filters.get("label", []), filters.get("label!", []),
                                         until)
+        await daemon.containers.sweep_init_layers()
         return write_json(request, result)
 
     @app.route("/commit", methods=["POST"])

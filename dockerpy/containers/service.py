@@ -10,10 +10,12 @@ path undoes what it made.
 
 from __future__ import annotations
 
+import collections
 import os
 import secrets
 import shutil
 import signal as signal_mod
+import threading
 from typing import Any, Callable
 
 from twisted.internet import defer
@@ -31,9 +33,9 @@ log = Logger()
 DEFAULT_STOP_TIMEOUT = 10
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# Paths the runtime needs as mount points; they live in a per-container init
-# layer below the read-write layer so that `docker diff` and commits never
-# show them (as with Docker's "-init" layer).
+# Paths the runtime needs as mount points; they live in an init layer (one
+# per image, shared by its containers) below each read-write layer, so that
+# `docker diff` and commits never show them (as with Docker's "-init" layer).
 _INIT_LAYER_DIRS = {"dev": 0o755, "dev/pts": 0o755, "dev/shm": 0o1777, "proc": 0o555,
                     "sys": 0o555, "etc": 0o755}
 _INIT_LAYER_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf", "dev/console")
@@ -165,6 +167,11 @@ class ContainerService:
         self._busy: dict[str, defer.DeferredLock] = {}
         self._removing: set[str] = set()
         self._stopping: set[str] = set()
+        # Containers of one image share its init layer (the mount points the
+        # runtime needs: /etc/hosts, /dev, ...): it is the same for all of
+        # them, and making it costs more than the rest of a create.
+        self._init_users: collections.Counter[str] = collections.Counter()
+        self._init_lock = threading.Lock()
 
     # -- lookup -----------------------------------------------------------
 
@@ -244,13 +251,16 @@ class ContainerService:
         rec = ContainerRecord(
             id=cid, name=name, created=rfc3339(now), path=argv[0], args=argv[1:],
             config=config, host_config=host_config, image=image.id, image_name=image_ref,
-            driver=self.driver.name, layer_id=cid, init_layer_id=cid + "-init")
-        # Reserve the name before yielding to the thread pool.
+            driver=self.driver.name, layer_id=cid,
+            init_layer_id=(self.images.top_layer(image) or "0" * 64) + "-init")
+        # Reserve the name and the init layer before yielding to the thread pool.
         self._names[name] = cid
+        self._init_users[rec.init_layer_id] += 1
         try:
             await self._in_thread(self._make_layers, rec, image)
         except BaseException:
             del self._names[name]
+            self._init_users[rec.init_layer_id] -= 1
             raise
         self._by_id[cid] = rec
         self._emit("create", rec)
@@ -264,13 +274,14 @@ class ContainerService:
         # if the image is removed with --force (as Docker does).
         parent = self.images.acquire_layer(rec.id, image)
         try:
-            self.driver.create(rec.init_layer_id, parent)
-            made.append(rec.init_layer_id)
-            with tempfile.TemporaryFile() as tmp:
-                _init_layer_tar(tmp)
-                tmp.seek(0)
-                self.driver.apply_diff(rec.init_layer_id, tmp)
-            self.driver.create(rec.layer_id, rec.init_layer_id)
+            with self._init_lock:
+                if not self.driver.exists(rec.init_layer_id):
+                    self.driver.create(rec.init_layer_id, parent)
+                    with tempfile.TemporaryFile() as tmp:
+                        _init_layer_tar(tmp)
+                        tmp.seek(0)
+                        self.driver.apply_diff(rec.init_layer_id, tmp)
+                self.driver.create(rec.layer_id, rec.init_layer_id)
             made.append(rec.layer_id)
             self.records.save(rec)
         except BaseException:
@@ -546,6 +557,7 @@ class ContainerService:
         try:
             for att in self._pending_attach.pop(rec.id, []):
                 att.end()
+            self._init_users[rec.init_layer_id] -= 1
             await self._in_thread(self._remove_files, rec)
         finally:
             self._removing.discard(rec.id)
@@ -553,6 +565,7 @@ class ContainerService:
         if self._names.get(rec.name) == rec.id:
             del self._names[rec.name]
         self._busy.pop(rec.id, None)
+        await self.sweep_init_layers()
         self._emit("destroy", rec)
         for d in self._removed_waiters.pop(rec.id, []):
             d.callback(rec.state.exit_code)
@@ -563,9 +576,28 @@ class ContainerService:
         if self.driver.is_mounted(rec.layer_id):
             self.driver.unmount(rec.layer_id)
         self.driver.remove(rec.layer_id)
-        self.driver.remove(rec.init_layer_id)
         self.records.delete(rec.id)
         self.images.release_layer(rec.id)
+
+    async def sweep_init_layers(self) -> None:
+        """Remove the init layers of images that are gone, once no container
+        (made or being made) sits on them.  An unused init layer of an image
+        that still exists is kept for its next container: making one costs
+        more than the rest of a create.  Call after images are removed."""
+        tops = {(self.images.top_layer(i) or "0" * 64) + "-init" for i in self.images.images()}
+        doomed = [i for i, n in self._init_users.items() if n <= 0 and i not in tops]
+        if doomed:
+            await self._in_thread(self._remove_unused_init_layers, doomed)
+
+    def _remove_unused_init_layers(self, init_layer_ids: list[str]) -> None:
+        # The counts are raised on the reactor before any creation's thread
+        # work, so re-checking under the lock keeps a layer a creation in
+        # flight is about to use.
+        with self._init_lock:
+            for init_layer_id in init_layer_ids:
+                if self._init_users[init_layer_id] <= 0:
+                    del self._init_users[init_layer_id]
+                    self.driver.remove(init_layer_id)
 
     async def prune(self, filters: dict[str, list[str]]) -> dict:
         from dockerpy.containers.filters import matches_prune
@@ -644,6 +676,12 @@ class ContainerService:
         for rec in recs:
             self._by_id[rec.id] = rec
             self._names[rec.name] = rec.id
+            self._init_users[rec.init_layer_id] += 1
+        # Unused init layers kept for their images' next containers.
+        for image in self.images.images():
+            init_layer_id = (self.images.top_layer(image) or "0" * 64) + "-init"
+            if init_layer_id not in self._init_users and self.driver.exists(init_layer_id):
+                self._init_users[init_layer_id] = 0
             if rec.state.running or rec.state.status in ("running", "paused", "restarting"):
                 runtime = self.runtimes.get(rec.host_config.get("Runtime")) or \
                     self.runtimes[self.default_runtime]

@@ -84,6 +84,25 @@ class CreateTests(ServiceTestBase):
         self.assertIs(self.svc.get("web"), rec)
         self.assertIs(self.svc.get(rec.id[:6]), rec)
 
+    def test_containers_of_one_image_share_its_init_layer_while_the_image_exists(self):
+        a = self.create(name="share1")
+        b = self.create(name="share2")
+        self.assertEqual(a.init_layer_id, b.init_layer_id)
+        self.run_(self.svc.remove("share1"))
+        self.run_(self.svc.remove("share2"))
+        self.assertTrue(self.driver.exists(b.init_layer_id), "kept for the next container")
+        self.images.remove("busybox:latest", False, False, lambda image_id: None)
+        self.run_(self.svc.sweep_init_layers())
+        self.assertFalse(self.driver.exists(b.init_layer_id), "removed with its image")
+
+    def test_init_layer_of_a_removed_image_stays_while_a_container_uses_it(self):
+        a = self.create(name="user1")
+        self.images.remove("busybox:latest", True, False, lambda image_id: (a.id, False))
+        self.run_(self.svc.sweep_init_layers())
+        self.assertTrue(self.driver.exists(a.init_layer_id))
+        self.run_(self.svc.remove("user1"))
+        self.assertFalse(self.driver.exists(a.init_layer_id))
+
     def test_duplicate_name_is_a_conflict_and_leaves_nothing(self):
         self.create(name="dup")
         layers_before = set(self.driver.layers)

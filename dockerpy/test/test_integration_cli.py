@@ -316,6 +316,18 @@ class FilesystemTests(CLITestBase):
         self.assertEqual(r.returncode, 1)
         self.assertIn(b"conflict", r.stderr.lower())
 
+    def test_removing_everything_leaves_an_empty_store(self):
+        self.out("run", "--name", "last", "busybox", "true")
+        self.out("rm", "last")
+        self.out("rmi", "busybox")
+        home = os.path.join(self.daemon.data_root, "storage", self.storage_driver)
+        # the drivers' own bookkeeping directories stay; they must be empty
+        bookkeeping = ("l", "dir", "meta")
+        self.assertEqual(sorted(n for n in os.listdir(home) if n not in bookkeeping), [])
+        for sub in bookkeeping:
+            if os.path.isdir(os.path.join(home, sub)):
+                self.assertEqual(os.listdir(os.path.join(home, sub)), [])
+
     def test_images_lists_busybox(self):
         out = self.out("images", "--format", "{{.Repository}}:{{.Tag}}")
         self.assertIn("busybox:latest", out.split())
