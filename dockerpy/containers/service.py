@@ -166,7 +166,6 @@ class ContainerService:
         self._removed_waiters: dict[str, list[defer.Deferred]] = {}
         self._busy: dict[str, defer.DeferredLock] = {}
         self._removing: set[str] = set()
-        self._stopping: set[str] = set()
         # Containers of one image share its init layer (the mount points the
         # runtime needs: /etc/hosts, /dev, ...): it is the same for all of
         # them, and making it costs more than the rest of a create.
@@ -335,7 +334,7 @@ class ContainerService:
         rootfs = await self._in_thread(self.driver.mount, rec.layer_id)
         writer = None
         try:
-            spec = await self._in_thread(self._prepare_bundle, rec, rootfs, bundle)
+            await self._in_thread(self._prepare_bundle, rec, rootfs, bundle)
             writer = JSONFileWriter(self.records.log_path(rec.id), self._reactor)
             proc = ContainerProcess(writer)
             for att in self._pending_attach.pop(rec.id, []):
@@ -346,7 +345,6 @@ class ContainerService:
             pid = await runtime.run(rec.id, bundle, proc,
                                     bool(rec.config.get("OpenStdin")),
                                     os.path.join(bundle, "pid"))
-            del spec
         except BaseException as e:
             self._live.pop(rec.id, None)
             if writer is not None:
@@ -373,7 +371,7 @@ class ContainerService:
         proc.ended.addCallback(lambda code: defer.ensureDeferred(
             self._on_exit(rec, runtime, bundle, code)))
 
-    def _prepare_bundle(self, rec: ContainerRecord, rootfs: str, bundle: str) -> dict:
+    def _prepare_bundle(self, rec: ContainerRecord, rootfs: str, bundle: str) -> None:
         """Thread: resolve the user in the image, write /etc files and config.json."""
         from dockerpy.runtime.cgroups import default_cgroupns_mode
         from dockerpy.runtime.spec import SpecInput, build_spec
@@ -419,7 +417,6 @@ class ContainerService:
 
         atomic.write_bytes(os.path.join(bundle, "config.json"), json.dumps(spec).encode(), 0o600,
                            durable=False)
-        return spec
 
     async def _cleanup_after_run(self, rec, runtime, bundle: str, force: bool) -> None:
         if force or os.path.exists(os.path.join(runtime.state_root, rec.id)):
@@ -497,18 +494,14 @@ class ContainerService:
                 timeout = DEFAULT_STOP_TIMEOUT
         runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
         exited = self.when_exited(rec.id)
-        self._stopping.add(rec.id)
         try:
-            try:
-                await runtime.kill(rec.id, sig)
-            except Exception:
-                pass  # it may have exited meanwhile; the wait below tells
-            if timeout >= 0:
-                timer = self._reactor.callLater(timeout, self._force_kill, rec, runtime)
-                exited.addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
-            await exited
-        finally:
-            self._stopping.discard(rec.id)
+            await runtime.kill(rec.id, sig)
+        except Exception:
+            pass  # it may have exited meanwhile; the wait below tells
+        if timeout >= 0:
+            timer = self._reactor.callLater(timeout, self._force_kill, rec, runtime)
+            exited.addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
+        await exited
         self._emit("stop", rec)
 
     def _force_kill(self, rec: ContainerRecord, runtime) -> None:
