@@ -251,9 +251,8 @@ def _each(cli: Cli, targets: list[str], action: Callable[[str], None],
     return 0
 
 
-def stop(cli: Cli, name: str, argv: list[str]) -> int:
-    p = Parser(name, "[OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
-               min_args=1)
+def _stop_or_restart(cli: Cli, name: str, argv: list[str], action: str, summary: str) -> int:
+    p = Parser(name, "[OPTIONS] CONTAINER [CONTAINER...]", summary, min_args=1)
     p.add("-s", "--signal", help="Signal to send to the container")
     p.add("-t", "--timeout", type=int, help="Seconds to wait before killing the "
           "container")
@@ -262,21 +261,15 @@ def stop(cli: Cli, name: str, argv: list[str]) -> int:
     p.check_args(len(ns.containers))
     query = {"t": ns.timeout, "signal": ns.signal}
     return _each(cli, ns.containers,
-                 lambda c: cli.client.send("POST", f"/containers/{c}/stop", query))
+                 lambda c: cli.client.send("POST", f"/containers/{c}/{action}", query))
+
+
+def stop(cli: Cli, name: str, argv: list[str]) -> int:
+    return _stop_or_restart(cli, name, argv, "stop", "Stop one or more running containers")
 
 
 def restart(cli: Cli, name: str, argv: list[str]) -> int:
-    p = Parser(name, "[OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers",
-               min_args=1)
-    p.add("-s", "--signal", help="Signal to send to the container")
-    p.add("-t", "--timeout", type=int, help="Seconds to wait before killing the "
-          "container")
-    p.positional("containers", nargs="*")
-    ns = p.parse(cli, argv)
-    p.check_args(len(ns.containers))
-    query = {"t": ns.timeout, "signal": ns.signal}
-    return _each(cli, ns.containers,
-                 lambda c: cli.client.send("POST", f"/containers/{c}/restart", query))
+    return _stop_or_restart(cli, name, argv, "restart", "Restart one or more containers")
 
 
 def kill(cli: Cli, name: str, argv: list[str]) -> int:

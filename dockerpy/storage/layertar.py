@@ -838,15 +838,13 @@ def changes_dirs(new: str, old: Optional[str]) -> list[tuple[str, int]]:
     return sorted(changes)
 
 
-def changes_size(root: str, changes: list[tuple[str, int]]) -> int:
-    """Bytes of the added or modified non-directories (hard links once)."""
+def _sum_sizes(paths) -> int:
+    """Bytes of the non-directories among ``paths``, each hard-linked file once."""
     seen: set[tuple[int, int]] = set()
     total = 0
-    for path, kind in changes:
-        if kind == CHANGE_DELETE:
-            continue
+    for path in paths:
         try:
-            st = os.lstat(os.path.join(root, path.lstrip("/")))
+            st = os.lstat(path)
         except OSError:
             continue
         if stat.S_ISDIR(st.st_mode):
@@ -859,20 +857,15 @@ def changes_size(root: str, changes: list[tuple[str, int]]) -> int:
     return total
 
 
+def changes_size(root: str, changes: list[tuple[str, int]]) -> int:
+    """Bytes of the added or modified non-directories (hard links once)."""
+    return _sum_sizes(os.path.join(root, path.lstrip("/"))
+                      for path, kind in changes if kind != CHANGE_DELETE)
+
+
 def directory_size(root: str) -> int:
-    """Bytes of the non-directories below ``root`` (hard links once)."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames + [d for d in dirnames
-                                 if os.path.islink(os.path.join(dirpath, d))]:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if st.st_nlink > 1:
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    return total
+    """Bytes of the non-directories below ``root`` (hard links once);
+    symlinks to directories count, as Docker's walk counts them."""
+    return _sum_sizes(os.path.join(dirpath, name)
+                      for dirpath, dirnames, filenames in os.walk(root)
+                      for name in filenames + dirnames)
