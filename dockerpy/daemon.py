@@ -21,6 +21,19 @@ from dockerpy.config import DaemonConfig
 log = Logger()
 
 
+def _return_startup_memory() -> None:
+    """Start-up (imports, runtime probes, loading records) leaves freed heap
+    that glibc keeps; hand it back so an idle daemon stays small."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
 class DaemonService(service.Service):
     def __init__(self, reactor, conf: DaemonConfig):
         self.reactor = reactor
@@ -87,6 +100,7 @@ class DaemonService(service.Service):
             self.images, self.driver, self.runtimes, self.default_runtime, conf.exec_root,
             conf.cgroup_parent_path)
         await self.containers.restore()
+        _return_startup_memory()
         self.is_ready = True
         log.info("dockerpy ready: storage {driver}, runtime {runtime}",
                  driver=conf.storage_driver, runtime=self.default_runtime)
