@@ -48,6 +48,9 @@ start)
     # containerd's shims put their sockets in /run/containerd/s whatever the
     # exec root: remember whether that directory was ours to remove.
     [ -e /run/containerd ] || touch "$dir/made-run-containerd"
+    # runc (cgroupfs driver) makes a "docker" cgroup parent per hierarchy and
+    # dockerd never removes it: remember which ones already existed.
+    ls -d /sys/fs/cgroup/docker /sys/fs/cgroup/*/docker 2>/dev/null > "$dir/cgroups-before" || true
     # setsid: its own session, so a benchmark's process group never kills it.
     # tini -s: the shims daemonize; a subreaper reaps them when they exit
     # (PID 1 of a container or sandbox may not).
@@ -102,6 +105,12 @@ stop)
             echo "oracle_docker.sh: the host changed while dockerd ran (see diff above;" \
                  "other programs on the machine may be the cause)" >&2
         fi
+    fi
+    if [ -e "$dir/cgroups-before" ]; then
+        for c in /sys/fs/cgroup/docker /sys/fs/cgroup/*/docker; do
+            # rmdir, so a cgroup that still holds anything is left alone.
+            [ -d "$c" ] && ! grep -qxF "$c" "$dir/cgroups-before" && rmdir "$c" 2>/dev/null || true
+        done
     fi
     if [ -e "$dir/made-run-containerd" ]; then
         rmdir /run/containerd/s /run/containerd 2>/dev/null || true
