@@ -92,6 +92,43 @@ def install(app: Klein, daemon=None) -> None:
     def info(request):
         return write_json(request, info_body(daemon))
 
+    @app.route("/system/df", methods=["GET"])
+    async def system_df(request):
+        return write_json(request, await disk_usage(daemon, request))
+
+
+async def disk_usage(daemon, request) -> dict:
+    """``GET /system/df``: what images, containers (and, later, volumes and
+    the build cache) use on disk, with Docker's shared-size accounting."""
+    from collections import Counter
+
+    from dockerpy.api.containers import list_view
+
+    store, containers = daemon.images, daemon.containers
+    images = store.images()
+    layer_users = Counter(chain for image in images for chain in set(image.layers))
+    layer_size = {chain: store.layer(chain).size for chain in layer_users}
+    users = Counter(rec.image for rec in containers.all())
+    image_list = []
+    for image in images:
+        summary = store.summary(image)
+        summary["Containers"] = users.get(image.id, 0)
+        summary["SharedSize"] = sum(layer_size[c] for c in set(image.layers)
+                                    if layer_users[c] > 1)
+        summary.pop("VirtualSize", None)
+        image_list.append(summary)
+    now = daemon.reactor.seconds()
+    container_list = []
+    for rec in containers.all():
+        container_list.append(list_view(rec, daemon, now, await containers.size(rec)))
+    return {
+        "LayersSize": sum(layer_size.values()),
+        "Images": image_list,
+        "Containers": container_list,
+        "Volumes": [],
+        "BuildCache": [],
+    }
+
 
 def info_body(daemon) -> dict:
     from dockerpy.timeutil import rfc3339

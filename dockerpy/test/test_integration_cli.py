@@ -227,6 +227,23 @@ class LogsAndListTests(CLITestBase):
         self.assertIn("virtual", sizes[0])
 
 
+class SystemTests(CLITestBase):
+    def test_system_df_counts_images_and_containers(self):
+        self.cleanup_container("df1")
+        self.out("run", "--name", "df1", "busybox", "sh", "-c", "echo data > /f")
+        status, df = self.daemon.json("GET", "/system/df")
+        self.assertEqual(status, 200)
+        [image] = df["Images"]
+        self.assertEqual((image["RepoTags"], image["Containers"]), (["busybox:latest"], 1))
+        self.assertEqual(df["LayersSize"], image["Size"])
+        [container] = df["Containers"]
+        self.assertEqual(container["Names"], ["/df1"])
+        self.assertEqual(container["SizeRw"], 5)
+        out = self.out("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}")
+        self.assertIn("Images 1 1", out)
+        self.assertIn("Containers 1 0", out)
+
+
 class APIVersionTests(CLITestBase):
     def test_container_config_is_shown_only_below_1_45(self):
         old = self.daemon.json("GET", "/v1.44/images/busybox/json")[1]
