@@ -1,0 +1,694 @@
+# -*- test-case-name: dockerpy.test.test_registry -*-
+"""Pull, push and login: the registry use-cases against the image store.
+
+``RegistryService`` is what the API layer calls.  A pull resolves the
+manifest (choosing the platform from a list or index), downloads the config
+and the missing layers (three at a time, each hashed as it arrives and
+checked against its digest before anything is stored) into temporary files,
+then hands them to ``ImageStore.add_image``, which decompresses, checks diff
+ids and applies the layers in the thread pool, all or nothing.  A push
+gzips each layer's stored tar (in the thread pool, digest computed while
+writing), uploads only the blobs the registry lacks, and puts a schema2
+manifest.
+
+Progress is reported as Docker's JSON messages through a callable; the
+first message is sent only once the manifest is known, so early failures
+(unknown tag, denied) still become plain HTTP errors, as with Docker.
+
+Owns ``<data-root>/registry/tmp`` (download spool, emptied at start) and
+``<data-root>/registry/compressed.json`` (diff id -> digest and size of the
+gzip blob we pushed, so a later push can ask the registry before compressing).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from typing import IO, Any, Callable
+
+import treq
+from twisted.internet import defer
+from twisted.internet.task import Cooperator
+from twisted.web.client import FileBodyProducer
+from twisted.logger import Logger
+
+from dockerpy import atomic
+from dockerpy.errors import (Conflict, DockerError, Forbidden, InvalidParameter, NotFound,
+                             SystemError_)
+from dockerpy.images import reference as refs
+from dockerpy.images.reference import Reference
+from dockerpy.images.store import chain_ids, host_architecture, sha256_digest
+from dockerpy.registry import manifest as mf
+from dockerpy.registry.auth import AuthConfig, registry_host
+from dockerpy.registry.client import (Progress, Repository, Unauthorized, endpoint_for,
+                                      make_http_client)
+
+log = Logger()
+
+CHUNK = 1 << 20
+MAX_CONCURRENT_DOWNLOADS = 3
+MAX_CONCURRENT_UPLOADS = 5
+MAX_MANIFEST_SIZE = 4 << 20
+_PROGRESS_INTERVAL = 0.1
+
+
+def short(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+def progress_bar(current: int, total: int) -> str:
+    """The text bar Docker puts in ``progress`` (clients draw their own from
+    ``progressDetail``; this is for the ones that print the string)."""
+    def human(n: float) -> str:
+        for unit in ("B", "kB", "MB", "GB"):
+            if n < 1000 or unit == "GB":
+                return f"{n:.4g}{unit}" if unit != "B" else f"{int(n)}B"
+            n /= 1000
+        return str(n)
+    if total <= 0:
+        return human(current)
+    width = 50
+    filled = min(width, int(width * current / total))
+    arrow = "=" * max(filled - 1, 0) + (">" if filled < width else "=") if filled else ">"
+    return f"[{arrow:<{width}}] {human(current)}/{human(total)}"
+
+
+class _Spool:
+    """A temp file written in order from the reactor, hashed in the thread pool.
+
+    Chunks are batched to ~1 MiB so the pool is not asked once per TCP read.
+    """
+
+    def __init__(self, in_thread, directory: str):
+        self._in_thread = in_thread
+        fd, self.path = tempfile.mkstemp(prefix="blob-", dir=directory)
+        self._file = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._tail: defer.Deferred = defer.succeed(None)
+        self.size = 0
+
+    def _write(self, chunks: list[bytes]) -> None:
+        for c in chunks:
+            self._hash.update(c)
+            self._file.write(c)
+
+    def _flush(self) -> None:
+        chunks, self._pending, self._pending_size = self._pending, [], 0
+        self._tail.addCallback(lambda _: self._in_thread(self._write, chunks))
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_size += len(data)
+        self.size += len(data)
+        if self._pending_size >= CHUNK:
+            self._flush()
+
+    async def finish(self) -> str:
+        """Flush, close; :return: the digest of everything written."""
+        self._flush()
+        await self._tail
+
+        def close():
+            self._file.flush()
+            self._file.close()
+        await self._in_thread(close)
+        return "sha256:" + self._hash.hexdigest()
+
+    async def abort(self) -> None:
+        try:
+            await self._tail
+        except Exception:
+            pass
+        self._file.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class _ReportingReader:
+    """A file wrapper that reports how far a consumer has read (extraction,
+    upload); ``report`` is called from whatever thread reads."""
+
+    def __init__(self, f: IO[bytes], report: Callable[[int], None]):
+        self._f = f
+        self._report = report
+        self._done = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._done += len(data)
+        self._report(self._done)
+        return data
+
+    def readinto(self, b) -> int:
+        n = self._f.readinto(b)
+        self._done += n or 0
+        self._report(self._done)
+        return n
+
+    def seek(self, *args) -> int:
+        return self._f.seek(*args)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def gzip_file(src: str, directory: str) -> tuple[str, str, int]:
+    """Compress ``src`` to a temp file in ``directory`` (deterministic: mtime 0,
+    no name), hashing the output as it is written.  Blocking.
+
+    :return: (temp path, digest, size).
+    """
+    h = hashlib.sha256()
+    size = 0
+
+    class _Hashing:
+        def write(self, data) -> int:
+            nonlocal size
+            h.update(data)
+            size += len(data)
+            return out.write(data)
+
+        def flush(self) -> None:
+            out.flush()
+
+    fd, path = tempfile.mkstemp(prefix="push-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=_Hashing(), mtime=0,
+                               compresslevel=6) as gz:
+                shutil.copyfileobj(inp, gz, CHUNK)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path, "sha256:" + h.hexdigest(), size
+
+
+class RegistryService:
+    """Pull/push/login for the daemon.
+
+    :param reactor: the reactor (clock for progress throttling, HTTP).
+    :param in_thread: runs a blocking callable in the pool, returns a Deferred.
+    :param store: the ``ImageStore``.
+    :param state_dir: ``<data-root>/registry``.
+    :param http: a treq ``HTTPClient`` (default: one on ``reactor``).
+    :param insecure: registries (``host:port`` or CIDR) served over plain HTTP.
+    """
+
+    def __init__(self, reactor, in_thread, store, state_dir: str, http=None,
+                 insecure: tuple[str, ...] | list[str] = ()):
+        self.reactor = reactor
+        self.in_thread = in_thread
+        self.store = store
+        self.state_dir = state_dir
+        self.tmp = os.path.join(state_dir, "tmp")
+        if os.path.isdir(self.tmp):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        os.makedirs(self.tmp, exist_ok=True)
+        self._pool = None
+        if http is None:
+            http, self._pool = make_http_client(reactor)
+        self.http = http
+        self.insecure = tuple(insecure)
+        self._compressed_path = os.path.join(state_dir, "compressed.json")
+        self._compressed_lock = threading.Lock()
+        # FileBodyProducer's default cooperator would use the global reactor.
+        self._cooperator = Cooperator(scheduler=lambda f: reactor.callLater(0, f))
+
+    def close(self) -> defer.Deferred:
+        """Close idle HTTP connections (tests; daemon shutdown)."""
+        if self._pool is not None:
+            return self._pool.closeCachedConnections()
+        return defer.succeed(None)
+
+    def repository(self, ref: Reference, auth: AuthConfig, actions: list[str]) -> Repository:
+        return Repository(self.http, endpoint_for(ref.domain, self.insecure), ref.domain,
+                          ref.path, auth, actions)
+
+    # -- manifests -------------------------------------------------------------------
+
+    async def _get_manifest(self, repo: Repository, ref: Reference, what: str,
+                            expect_digest: str | None) -> tuple[str, dict, bytes, str]:
+        """(media type, json, bytes, digest) of a manifest by tag or digest."""
+        resp = await repo.request("GET", f"manifests/{what}", {"Accept": mf.ACCEPT})
+        if resp.code != 200:
+            err = await repo.error(resp, "manifest")
+            raise _pull_error(err, ref)
+        body = await treq.content(resp)
+        if len(body) > MAX_MANIFEST_SIZE:
+            raise InvalidParameter("manifest too big")
+        digest = sha256_digest(body)
+        if expect_digest is not None and digest != expect_digest:
+            raise InvalidParameter(
+                f"manifest verification failed for digest {expect_digest}")
+        content_type = (resp.headers.getRawHeaders(b"content-type") or [b""])[0].decode()
+        media, obj = mf.detect_media_type(body, content_type)
+        return media, obj, body, digest
+
+    async def resolve_manifest(self, repo: Repository, ref: Reference,
+                               platform: mf.Platform, explicit: bool):
+        """Follow a list/index to the image manifest for ``platform``.
+
+        :return: (top digest, top descriptor json, image manifest json,
+            platforms offered)
+        """
+        what = ref.digest or ref.tag or refs.DEFAULT_TAG
+        media, obj, body, digest = await self._get_manifest(repo, ref, what, ref.digest)
+        top = {"mediaType": media, "digest": digest, "size": len(body)}
+        platforms: list[dict] = []
+        if media in mf.INDEX_TYPES:
+            platforms = [m.get("platform") for m in obj.get("manifests") or []
+                         if m.get("platform")]
+            desc = mf.select_manifest(obj, platform)
+            media, obj, _, _ = await self._get_manifest(repo, ref, desc.digest, desc.digest)
+        if media not in mf.IMAGE_TYPES:
+            raise InvalidParameter(f"unsupported manifest media type {media}")
+        return top, obj, platforms
+
+    # -- pull ----------------------------------------------------------------------
+
+    async def pull(self, name: str, tag: str | None, platform: str | None,
+                   auth: AuthConfig, progress: Progress) -> dict:
+        """``docker pull``: fetch ``name[:tag|@digest]`` into the store.
+
+        :return: ``{"id": image id, "status": final status line}``.
+        :raises DockerError: before the first progress message for unknown
+            names/tags and refused credentials.
+        """
+        ref = refs.parse_normalized_named(name)
+        if tag:
+            if tag.startswith("sha256:"):
+                ref = Reference(ref.domain, ref.path, None, tag)
+            else:
+                ref = refs.with_tag(ref, tag)
+        ref = refs.tag_name_only(ref)
+        want = mf.parse_platform(platform, host_architecture())
+        repo = self.repository(ref, auth, ["pull"])
+        try:
+            await repo.authenticate()
+        except Unauthorized as e:
+            raise _pull_error(Forbidden(str(e.message)), ref) from None
+        top, manifest, _ = await self.resolve_manifest(repo, ref, want, bool(platform))
+        config_desc, layers = mf.image_layers(manifest)
+        # Docker names the repository by its path on the registry (no host).
+        progress({"status": f"Pulling from {ref.path}",
+                  "id": ref.digest or ref.tag})
+        config_bytes = await self._fetch_small_blob(repo, config_desc)
+        try:
+            config = json.loads(config_bytes)
+        except ValueError:
+            raise InvalidParameter("invalid image config: not JSON") from None
+        if platform:
+            actual = mf.Platform(config.get("os") or "", config.get("architecture") or "",
+                                 config.get("variant") or "")
+            if (actual.os, actual.architecture) != (want.os, want.architecture):
+                raise NotFound(
+                    f"image with reference {refs.familiar(ref)} was found but does not match "
+                    f"the specified platform: wanted {want}, actual: {actual}")
+        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        layers = [d for d in layers if d.media_type not in mf.FOREIGN_LAYER_TYPES]
+        if len(diff_ids) != len(layers):
+            raise InvalidParameter(
+                f"invalid manifest, layers length mismatch: expected {len(layers)}, "
+                f"got {len(diff_ids)}")
+        image_id = sha256_digest(config_bytes)
+        try:
+            previous = self.store.resolve(str(ref)).id
+        except DockerError:
+            previous = None
+
+        chains = chain_ids(diff_ids)
+        present = [self._has_layer(c) for c in chains]
+        for desc, have in zip(layers, present):
+            if have:
+                progress({"status": "Already exists", "progressDetail": {}, "id": short(desc.digest)})
+            else:
+                progress({"status": "Pulling fs layer", "progressDetail": {},
+                          "id": short(desc.digest)})
+        spools: dict[int, str] = {}
+        try:
+            await self._download_all(repo, layers, present, spools, progress)
+            openers = [self._opener(i, d, spools, progress) for i, d in enumerate(layers)]
+            repo_digest: str | None = f"{ref.name}@{top['digest']}"
+            try:
+                if self.store.resolve(repo_digest).id != image_id:
+                    # Docker logs and keeps the old mapping (a list's digest
+                    # names whichever platform was pulled first).
+                    repo_digest = None
+            except DockerError:
+                pass
+            tag_ref = str(ref) if ref.tag is not None and ref.digest is None else None
+            image = await self.in_thread(self.store.add_image, config_bytes, openers,
+                                         ref=tag_ref, repo_digest=repo_digest)
+        finally:
+            paths = list(spools.values())
+            await self.in_thread(_remove_all, paths)
+        for i, desc in enumerate(layers):
+            if i in spools:
+                progress({"status": "Pull complete", "progressDetail": {},
+                          "id": short(desc.digest)})
+        progress({"status": f"Digest: {top['digest']}"})
+        shown = refs.familiar(ref)
+        if previous == image.id and not spools:
+            status = f"Status: Image is up to date for {shown}"
+        else:
+            status = f"Status: Downloaded newer image for {shown}"
+        progress({"status": status})
+        return {"id": image_id, "status": status}
+
+    def _has_layer(self, chain: str) -> bool:
+        try:
+            self.store.layer(chain)
+            return True
+        except KeyError:
+            return False
+
+    async def _fetch_small_blob(self, repo: Repository, desc: mf.Descriptor) -> bytes:
+        resp = await repo.request("GET", f"blobs/{desc.digest}")
+        if resp.code != 200:
+            raise await repo.error(resp, f"blob {desc.digest}")
+        body = await treq.content(resp)
+        if sha256_digest(body) != desc.digest:
+            raise InvalidParameter(f"image config verification failed for digest {desc.digest}")
+        return body
+
+    async def _download_all(self, repo: Repository, layers: list[mf.Descriptor],
+                            present: list[bool], spools: dict[int, str],
+                            progress: Progress) -> None:
+        sem = defer.DeferredSemaphore(MAX_CONCURRENT_DOWNLOADS)
+        todo = [i for i, have in enumerate(present) if not have]
+        for n, i in enumerate(todo):
+            if n >= MAX_CONCURRENT_DOWNLOADS:
+                progress({"status": "Waiting", "progressDetail": {},
+                          "id": short(layers[i].digest)})
+
+        async def one(i: int) -> None:
+            spools[i] = await self._download(repo, layers[i], progress)
+
+        ds = [sem.run(lambda i=i: defer.ensureDeferred(one(i))) for i in todo]
+        results = await defer.DeferredList(ds, consumeErrors=True)
+        for ok, result in results:
+            if not ok:
+                result.raiseException()
+
+    async def _download(self, repo: Repository, desc: mf.Descriptor,
+                        progress: Progress) -> str:
+        """Download one blob to a temp file; :return: its path, digest verified."""
+        sid = short(desc.digest)
+        resp = await repo.request("GET", f"blobs/{desc.digest}")
+        if resp.code != 200:
+            raise await repo.error(resp, f"blob {desc.digest}")
+        spool = _Spool(self.in_thread, self.tmp)
+        last = [0.0]
+
+        def received(data: bytes) -> None:
+            spool.write(data)
+            now = self.reactor.seconds()
+            if now - last[0] >= _PROGRESS_INTERVAL:
+                last[0] = now
+                progress({"status": "Downloading",
+                          "progressDetail": {"current": spool.size, "total": desc.size},
+                          "progress": progress_bar(spool.size, desc.size), "id": sid})
+        try:
+            await treq.collect(resp, received)
+            progress({"status": "Verifying Checksum", "progressDetail": {}, "id": sid})
+            digest = await spool.finish()
+        except BaseException:
+            await spool.abort()
+            raise
+        if digest != desc.digest or (desc.size and spool.size != desc.size):
+            os.unlink(spool.path)
+            raise InvalidParameter(f"filesystem layer verification failed for digest "
+                                   f"{desc.digest}")
+        progress({"status": "Download complete", "progressDetail": {}, "id": sid})
+        return spool.path
+
+    def _opener(self, i: int, desc: mf.Descriptor, spools: dict[int, str],
+                progress: Progress) -> Callable[[], IO[bytes]]:
+        sid = short(desc.digest)
+
+        def open_layer() -> IO[bytes]:
+            path = spools.get(i)
+            if path is None:
+                # The layer was present when we looked and collected since.
+                raise Conflict(f"layer {desc.digest} was removed during the pull; "
+                                "pull again")
+            size = os.path.getsize(path)
+            last = [0.0]
+            call = self.reactor.callFromThread
+
+            def report(done: int) -> None:
+                now = self.reactor.seconds()
+                if now - last[0] >= _PROGRESS_INTERVAL or done >= size:
+                    last[0] = now
+                    call(progress, {"status": "Extracting",
+                                    "progressDetail": {"current": done, "total": size},
+                                    "progress": progress_bar(done, size), "id": sid})
+            return _ReportingReader(open(path, "rb"), report)
+        return open_layer
+
+    # -- push ----------------------------------------------------------------------
+
+    def _tags_to_push(self, ref: Reference) -> list[tuple[str, Any]]:
+        out = []
+        for image in self.store.images():
+            for full in self.store.references(image.id):
+                r = refs.parse(full)
+                if r.name == ref.name and r.tag is not None and r.digest is None:
+                    if ref.tag is None or r.tag == ref.tag:
+                        out.append((r.tag, image))
+        return sorted(out, key=lambda t: t[0])
+
+    async def push(self, name: str, tag: str | None, auth: AuthConfig,
+                   progress: Progress) -> list[dict]:
+        """``docker push``: upload ``name:tag`` (every tag of ``name`` without one).
+
+        :return: the aux records ``{"Tag", "Digest", "Size"}``.
+        """
+        ref = refs.parse_normalized_named(name)
+        if tag:
+            ref = refs.with_tag(ref, tag)
+        if ref.digest is not None:
+            raise InvalidParameter("cannot push a digest reference")
+        images = self._tags_to_push(ref)
+        if not images:
+            raise NotFound("An image does not exist locally with the tag: "
+                           f"{refs.familiar_name(ref)}")
+        repo = self.repository(ref, auth, ["pull", "push"])
+        progress({"status": f"The push refers to repository [{ref.name}]"})
+        try:
+            await repo.authenticate()
+        except Unauthorized as e:
+            raise Forbidden(f"denied: {e.message}") from None
+        results = []
+        for tag_name, image in images:
+            results.append(await self._push_image(repo, ref, tag_name, image, progress))
+        return results
+
+    async def _push_image(self, repo: Repository, ref: Reference, tag: str, image,
+                          progress: Progress) -> dict:
+        layers = [self.store.layer(c) for c in image.layers]
+        for layer in reversed(layers):
+            progress({"status": "Preparing", "progressDetail": {}, "id": short(layer.diff_id)})
+        for n, layer in enumerate(reversed(layers)):
+            if n >= MAX_CONCURRENT_UPLOADS:
+                progress({"status": "Waiting", "progressDetail": {},
+                          "id": short(layer.diff_id)})
+        sem = defer.DeferredSemaphore(MAX_CONCURRENT_UPLOADS)
+        descs: dict[int, mf.Descriptor] = {}
+
+        async def one(i: int) -> None:
+            descs[i] = await self._push_layer(repo, layers[i], progress)
+
+        ds = [sem.run(lambda i=i: defer.ensureDeferred(one(i)))
+              for i in reversed(range(len(layers)))]
+        results = await defer.DeferredList(ds, consumeErrors=True)
+        for ok, result in results:
+            if not ok:
+                result.raiseException()
+        config = image.raw_config
+        config_desc = mf.Descriptor(mf.DOCKER_CONFIG, image.id, len(config))
+        if not await self._blob_exists(repo, image.id):
+            await self._upload(repo, image.id, config, len(config))
+        body = mf.schema2_manifest(config_desc, [descs[i] for i in range(len(layers))])
+        resp = await repo.request("PUT", f"manifests/{tag}",
+                                  {"Content-Type": mf.DOCKER_MANIFEST}, body)
+        if resp.code not in (200, 201, 202):
+            raise await repo.error(resp, "manifest")
+        await treq.content(resp)
+        digest = sha256_digest(body)
+        progress({"status": f"{tag}: digest: {digest} size: {len(body)}"})
+        aux = {"Tag": tag, "Digest": digest, "Size": len(body)}
+        progress({"progressDetail": {}, "aux": aux})
+        await self._record_digest(image, f"{ref.name}@{digest}")
+        return aux
+
+    async def _record_digest(self, image, repo_digest: str) -> None:
+        """Remember the pushed digest (shown in RepoDigests) through ``add_image``:
+        every layer is present, so no opener is called."""
+        def never():
+            raise SystemError_("layer disappeared during push")
+        try:
+            await self.in_thread(self.store.add_image, image.raw_config,
+                                 [never] * len(image.layers), None, repo_digest)
+        except DockerError as e:
+            log.warn("push: could not record {digest}: {e}", digest=repo_digest, e=e)
+
+    async def _blob_exists(self, repo: Repository, digest: str) -> bool:
+        resp = await repo.request("HEAD", f"blobs/{digest}")
+        await treq.content(resp)
+        if resp.code == 200:
+            return True
+        if resp.code == 404:
+            return False
+        raise await repo.error(resp, f"blob {digest}")
+
+    def _known_compressed(self, diff_id: str) -> dict | None:
+        with self._compressed_lock:
+            try:
+                return atomic.read_json(self._compressed_path).get(diff_id)
+            except (FileNotFoundError, ValueError):
+                return None
+
+    def _remember_compressed(self, diff_id: str, digest: str, size: int) -> None:
+        with self._compressed_lock:
+            try:
+                known = atomic.read_json(self._compressed_path)
+            except (FileNotFoundError, ValueError):
+                known = {}
+            known[diff_id] = {"digest": digest, "size": size}
+            atomic.write_json(self._compressed_path, known)
+
+    async def _push_layer(self, repo: Repository, layer, progress: Progress) -> mf.Descriptor:
+        sid = short(layer.diff_id)
+        known = await self.in_thread(self._known_compressed, layer.diff_id)
+        if known and await self._blob_exists(repo, known["digest"]):
+            progress({"status": "Layer already exists", "progressDetail": {}, "id": sid})
+            return mf.Descriptor(mf.DOCKER_LAYER_GZIP, known["digest"], known["size"])
+        src = self.store._layer_tar(layer)
+        path, digest, size = await self.in_thread(gzip_file, src, self.tmp)
+        try:
+            await self.in_thread(self._remember_compressed, layer.diff_id, digest, size)
+            if await self._blob_exists(repo, digest):
+                progress({"status": "Layer already exists", "progressDetail": {}, "id": sid})
+            else:
+                last = [0.0]
+
+                def report(done: int) -> None:
+                    now = self.reactor.seconds()
+                    if now - last[0] >= _PROGRESS_INTERVAL:
+                        last[0] = now
+                        progress({"status": "Pushing",
+                                  "progressDetail": {"current": done, "total": size},
+                                  "progress": progress_bar(done, size), "id": sid})
+                with open(path, "rb") as f:
+                    producer = FileBodyProducer(_ReportingReader(f, report), self._cooperator,
+                                                readSize=256 * 1024)
+                    await self._upload(repo, digest, producer, size)
+                progress({"status": "Pushed", "progressDetail": {}, "id": sid})
+        finally:
+            await self.in_thread(_remove_all, [path])
+        return mf.Descriptor(mf.DOCKER_LAYER_GZIP, digest, size)
+
+    async def _upload(self, repo: Repository, digest: str, data, size: int) -> None:
+        """Monolithic upload: POST to open a session, PUT the bytes with the digest."""
+        resp = await repo.request("POST", "blobs/uploads/", {}, b"")
+        if resp.code != 202:
+            raise await repo.error(resp, "blob upload")
+        await treq.content(resp)
+        location = (resp.headers.getRawHeaders(b"location") or [b""])[0].decode()
+        if not location:
+            raise SystemError_("registry gave no upload location")
+        url = repo.absolute(location)
+        url += ("&" if "?" in url else "?") + "digest=" + digest
+        resp = await repo.request("PUT", url, {"Content-Type": "application/octet-stream"},
+                                  data, redirects=False)
+        if resp.code not in (201, 204):
+            raise await repo.error(resp, "blob upload")
+        await treq.content(resp)
+
+    # -- login and distribution ----------------------------------------------------
+
+    async def login(self, auth: AuthConfig) -> dict:
+        """``POST /auth``: check credentials against the registry.
+
+        :raises Unauthorized: Docker's "login attempt ... failed" wording.
+        """
+        host = registry_host(auth.server_address)
+        base = endpoint_for(host, self.insecure)
+        repo = Repository(self.http, base, host, "", auth, [])
+        challenges = await repo.ping()
+        url = base + "/v2/"
+        bearer = [c for c in challenges if c.scheme == "bearer"]
+        if bearer:
+            try:
+                await repo.fetch_token(bearer[0], "")
+            except Unauthorized as e:
+                raise Unauthorized(f"Get \"{url}\": {e.message}") from None
+        elif challenges:
+            if auth.anonymous:
+                raise Unauthorized(f"login attempt to {url} failed with status: "
+                                   "401 Unauthorized")
+            pair = f"{auth.username}:{auth.password}".encode()
+            resp = await repo._raw("GET", url, {
+                "Authorization": "Basic " + base64.b64encode(pair).decode()})
+            await treq.content(resp)
+            if resp.code != 200:
+                raise Unauthorized(f"login attempt to {url} failed with status: {resp.code} "
+                                   f"{resp.phrase.decode('latin-1', 'replace')}")
+        return {"Status": "Login Succeeded", "IdentityToken": ""}
+
+    async def distribution(self, name: str, auth: AuthConfig) -> dict:
+        """``GET /distribution/{name}/json``: the descriptor and platforms."""
+        ref = refs.tag_name_only(refs.parse_normalized_named(name))
+        repo = self.repository(ref, auth, ["pull"])
+        what = ref.digest or ref.tag or refs.DEFAULT_TAG
+        media, obj, body, digest = await self._get_manifest(repo, ref, what, ref.digest)
+        platforms = []
+        if media in mf.INDEX_TYPES:
+            platforms = [m["platform"] for m in obj.get("manifests") or [] if m.get("platform")]
+        else:
+            config_desc, _ = mf.image_layers(obj)
+            config = json.loads(await self._fetch_small_blob(repo, config_desc))
+            p = {"architecture": config.get("architecture") or "", "os": config.get("os") or ""}
+            if config.get("variant"):
+                p["variant"] = config["variant"]
+            platforms = [p]
+        return {"Descriptor": {"mediaType": media, "digest": digest, "size": len(body)},
+                "Platforms": platforms}
+
+
+def _remove_all(paths: list[str]) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+
+
+def _pull_error(err: DockerError, ref: Reference) -> DockerError:
+    """Docker's wording for a failed manifest fetch (``translatePullError``)."""
+    if isinstance(err, NotFound):
+        return NotFound(f"manifest for {refs.familiar(ref)} not found: {err.message}")
+    if isinstance(err, Forbidden):
+        return NotFound(f"pull access denied for {refs.familiar_name(ref)}, repository does not "
+                        f"exist or may require 'docker login': {err.message}")
+    return err
