@@ -1,0 +1,2 @@
+"""``docker build``: Dockerfiles parsed, expanded and executed step by step
+with an explicit cache (classic builder protocol)."""

@@ -1,0 +1,214 @@
+# -*- test-case-name: dockerpy.test.test_integration_build -*-
+"""``docker build`` (classic builder protocol): tar the context, honouring
+``.dockerignore``, send it to ``POST /build`` and print the progress stream
+as the docker CLI does with ``DOCKER_BUILDKIT=0``.  Standard library only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import posixpath
+import secrets
+import tarfile
+import tempfile
+from typing import Any
+
+from dockerpy.client.command import Cli, Parser, StatusError
+from dockerpy.client.format import human_size
+
+
+def _ignore_matcher(context: str):
+    # Imported lazily: the daemon-side matcher is pure stdlib (re, posixpath).
+    from dockerpy.build.context import IgnoreMatcher
+
+    return IgnoreMatcher.from_context(context)
+
+
+def tar_context(context: str, dockerfile: str | None, out) -> str:
+    """Write the context as a tar to ``out``; :return: the Dockerfile name
+    to send (a file outside the context is added under a random name)."""
+    ignore = _ignore_matcher(context)
+    keep = {".dockerignore"}
+    name = "Dockerfile"
+    extra: tuple[str, bytes] | None = None
+    if dockerfile:
+        full = os.path.abspath(dockerfile)
+        ctx_abs = os.path.abspath(context)
+        if full.startswith(ctx_abs + os.sep):
+            name = os.path.relpath(full, ctx_abs).replace(os.sep, "/")
+        else:
+            try:
+                with open(full, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                raise StatusError(1, f"unable to prepare context: unable to evaluate symlinks "
+                                     f"in Dockerfile path: {e.strerror.lower()}") from None
+            name = f".dockerfile.{secrets.token_hex(10)}"
+            extra = (name, data)
+    keep.add(name)
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for dirpath, dirnames, filenames in os.walk(context):
+            rel_dir = os.path.relpath(dirpath, context).replace(os.sep, "/")
+            rel_dir = "" if rel_dir == "." else rel_dir
+            kept_dirs = []
+            for d in sorted(dirnames):
+                rel = posixpath.join(rel_dir, d) if rel_dir else d
+                if ignore.can_skip_dir(rel):
+                    continue
+                kept_dirs.append(d)
+                if not ignore.matches(rel):
+                    _add(tar, os.path.join(dirpath, d), rel)
+            dirnames[:] = kept_dirs
+            for fname in sorted(filenames):
+                rel = posixpath.join(rel_dir, fname) if rel_dir else fname
+                if ignore.matches(rel) and rel not in keep:
+                    continue
+                _add(tar, os.path.join(dirpath, fname), rel)
+        if extra is not None:
+            info = tarfile.TarInfo(extra[0])
+            info.size = len(extra[1])
+            info.mode = 0o600
+            tar.addfile(info, io.BytesIO(extra[1]))
+    return name
+
+
+def _add(tar: tarfile.TarFile, path: str, arcname: str) -> None:
+    info = tar.gettarinfo(path, arcname)
+    # The docker CLI sends files owned by root, whoever runs it.
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if info.isreg():
+        with open(path, "rb") as f:
+            tar.addfile(info, f)
+    else:
+        tar.addfile(info)
+
+
+def _key_values(items: list[str], environ, allow_env: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        k, eq, v = item.partition("=")
+        if eq:
+            out[k] = v
+        elif allow_env:
+            out[k] = environ.get(k)
+        else:
+            out[k] = ""
+    return out
+
+
+def build(cli: Cli, name: str, argv: list[str]) -> int:
+    p = Parser(name, "[OPTIONS] PATH | URL | -", "Build an image from a Dockerfile",
+               min_args=1, max_args=1)
+    p.add("-t", "--tag", kind="list", help='Name and optionally a tag in the "name:tag" format')
+    p.add("-f", "--file", help="Name of the Dockerfile (Default is 'PATH/Dockerfile')")
+    p.add("--build-arg", kind="list", help="Set build-time variables")
+    p.add("--target", help="Set the target build stage to build.")
+    p.add("--no-cache", kind="bool", help="Do not use cache when building the image")
+    p.add("-q", "--quiet", kind="bool", help="Suppress the build output and print image ID "
+                                             "on success")
+    p.add("--label", kind="list", help="Set metadata for an image")
+    p.add("--network", help="Set the networking mode for the RUN instructions during build")
+    p.add("--iidfile", help="Write the image ID to the file")
+    p.add("--rm", kind="bool", default=True, help="Remove intermediate containers after a "
+                                                  "successful build")
+    p.add("--force-rm", kind="bool", help="Always remove intermediate containers")
+    p.add("--pull", kind="bool", help="Always attempt to pull a newer version of the image")
+    p.add("--platform", help="Set platform if server is multi-platform capable")
+    p.positional("args", nargs="*")
+    ns = p.parse(cli, argv)
+    p.check_args(len(ns.args))
+    path = ns.args[0]
+    if "://" in path or path.startswith("git@"):
+        raise StatusError(1, "unable to prepare context: remote contexts are not supported "
+                             "by this client")
+    if ns.iidfile:
+        try:
+            os.unlink(ns.iidfile)
+        except FileNotFoundError:
+            pass
+    spool = tempfile.TemporaryFile()
+    dockerfile_name = ns.file
+    try:
+        if path == "-":
+            if ns.file == "-":
+                raise StatusError(1, "invalid argument: can't use stdin for both build context "
+                                     "and dockerfile")
+            data = cli.stdin.read()
+            head = data[:tarfile.BLOCKSIZE]
+            is_tar = False
+            try:
+                is_tar = len(head) == tarfile.BLOCKSIZE and bool(
+                    tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape"))
+            except tarfile.HeaderError:
+                is_tar = data[:3] == b"\x1f\x8b\x08" or data[:3] == b"BZh" or \
+                    data[:6] == b"\xfd7zXZ\x00"
+            if is_tar:
+                spool.write(data)
+            else:
+                with tarfile.open(fileobj=spool, mode="w|") as tar:
+                    info = tarfile.TarInfo("Dockerfile")
+                    info.size, info.mode = len(data), 0o600
+                    tar.addfile(info, io.BytesIO(data))
+                dockerfile_name = None
+        else:
+            if not os.path.isdir(path):
+                raise StatusError(1, f'unable to prepare context: path "{path}" not found')
+            if ns.file == "-":
+                data = cli.stdin.read()
+                tmpdir = tempfile.mkdtemp(prefix="docker-build-")
+                try:
+                    df_path = os.path.join(tmpdir, "Dockerfile")
+                    with open(df_path, "wb") as f:
+                        f.write(data)
+                    dockerfile_name = tar_context(path, df_path, spool)
+                finally:
+                    for f in os.listdir(tmpdir):
+                        os.unlink(os.path.join(tmpdir, f))
+                    os.rmdir(tmpdir)
+            else:
+                df = ns.file
+                if df and not os.path.isabs(df) and not os.path.exists(df):
+                    df = os.path.join(path, df)
+                dockerfile_name = tar_context(path, df or os.path.join(path, "Dockerfile"),
+                                              spool)
+        size = spool.tell()
+        spool.seek(0)
+        if not ns.quiet:
+            cli.out(f"Sending build context to Docker daemon  {human_size(size, 4)}\r",
+                    end="")
+            cli.out()
+        query: dict[str, Any] = {
+            "t": ns.tag or None, "dockerfile": dockerfile_name, "target": ns.target,
+            "nocache": ns.no_cache or None, "q": ns.quiet or None,
+            "rm": ns.rm, "forcerm": ns.force_rm or None, "networkmode": ns.network,
+            "platform": ns.platform, "pull": ns.pull or None,
+        }
+        if ns.build_arg:
+            query["buildargs"] = json.dumps(_key_values(ns.build_arg, cli.environ, True))
+        if ns.label:
+            query["labels"] = json.dumps(_key_values(ns.label, cli.environ, False))
+        resp = cli.client.request("POST", "/build", query, body=spool,
+                                  headers={"Content-Type": "application/x-tar"}, stream=True)
+        image_id = ""
+        for msg in resp.json_lines():
+            if msg.get("error") or msg.get("errorDetail"):
+                detail = msg.get("errorDetail") or {}
+                code = int(detail.get("code") or 1)
+                raise StatusError(code, str(msg.get("error") or detail.get("message", "")))
+            aux = msg.get("aux")
+            if isinstance(aux, dict) and aux.get("ID"):
+                image_id = aux["ID"]
+            if "stream" in msg and not ns.quiet:
+                cli.stdout.write(str(msg["stream"]).encode())
+                cli.stdout.flush()
+        if ns.quiet and image_id:
+            cli.out(image_id)
+        if ns.iidfile and image_id:
+            with open(ns.iidfile, "w") as f:
+                f.write(image_id)
+        return 0
+    finally:
+        spool.close()
