@@ -24,6 +24,8 @@ setup(
         "pyOpenSSL>=24",
         "service_identity",
         "zope.interface>=6",
+        # BuildKit's Dockerfile parser (docker build).
+        "dockerfile>=3.3",
     ],
     extras_require={"test": ["docker>=7"]},
 )

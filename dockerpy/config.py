@@ -33,6 +33,7 @@ _JSON_KEYS = {
     "tlskey": "tlskey",
     "group": "group",
     "cgroup-parent": "cgroup_parent",
+    "insecure-registries": "insecure_registries",
 }
 
 
@@ -52,6 +53,9 @@ class DaemonConfig:
     insecure_tcp: bool = False
     group: str = "docker"
     cgroup_parent: str | None = None
+    # registries (host:port or CIDR) pulled from and pushed to over plain HTTP;
+    # 127.0.0.0/8 always is, as with dockerd
+    insecure_registries: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def daemon_key(self) -> str:

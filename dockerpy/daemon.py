@@ -44,6 +44,10 @@ class DaemonService(service.Service):
         self.driver = None
         self.images = None
         self.containers = None
+        self.execs = None
+        from dockerpy.events import EventBus
+
+        self.events = EventBus(reactor)
         self.runtimes: dict = {}
         self.default_runtime = ""
 
@@ -77,6 +81,7 @@ class DaemonService(service.Service):
         d.addErrback(failed)
 
     async def _start(self) -> None:
+        from dockerpy.containers.exec import ExecService
         from dockerpy.containers.record import RecordStore
         from dockerpy.containers.service import ContainerService
         from dockerpy.images.store import ImageStore
@@ -98,7 +103,15 @@ class DaemonService(service.Service):
         self.containers = ContainerService(
             self.reactor, self.in_thread, RecordStore(os.path.join(conf.data_root, "containers")),
             self.images, self.driver, self.runtimes, self.default_runtime, conf.exec_root,
-            conf.cgroup_parent_path)
+            conf.cgroup_parent_path, events=self.events)
+        from dockerpy.volumes.service import VolumeService
+
+        self.volumes = VolumeService(self.in_thread, os.path.join(conf.data_root, "volumes"),
+                                     clock=self.reactor.seconds)
+        # Volume mounts left by a daemon that died are stale, like layer mounts.
+        await self.in_thread(self.volumes.cleanup)
+        self.containers.volumes = self.volumes
+        self.execs = ExecService(self.reactor, self.in_thread, self.containers, self.events)
         await self.containers.restore()
         _return_startup_memory()
         self.is_ready = True
@@ -115,7 +128,10 @@ class DaemonService(service.Service):
         d = defer.ensureDeferred(self.containers.shutdown())
 
         def unmount(_):
-            return self.in_thread(self.driver.cleanup)
+            d = self.in_thread(self.driver.cleanup)
+            if getattr(self, "volumes", None) is not None:
+                d.addBoth(lambda _: self.in_thread(self.volumes.cleanup))
+            return d
 
         def remove_cgroups(_):
             from dockerpy.runtime.cgroups import remove_cgroup_parent
@@ -125,8 +141,14 @@ class DaemonService(service.Service):
                 "cgroups still in use at shutdown: {busy}", busy=busy))
             return d
 
+        def close_registry(_):
+            from dockerpy.api.registry import close_registry_service
+
+            return close_registry_service(self)
+
         d.addBoth(unmount)
         d.addBoth(remove_cgroups)
+        d.addBoth(close_registry)
         d.addErrback(lambda f: log.failure("shutdown cleanup failed", f))
         return d
 

@@ -112,6 +112,20 @@ class IRuntime(Interface):
             message, e.g. executable not found) if it never started.
         """
 
+    def exec(container_id, process_spec, protocol, stdin, pid_file, tty):
+        """Run one more process (an OCI ``process`` object, ``process_spec``)
+        in the running container, in the foreground as a child of the daemon.
+
+        ``protocol`` gets the process's stdout/stderr (merged on fd 1 with
+        ``tty``, the runtime then running on a pty whose master is
+        ``protocol.transport.fileno()``) and its exit status (the
+        process's); ``stdin`` as for :meth:`run`.
+
+        :return: Deferred firing with the process's host pid once it runs,
+            or failing with the runtime's message worded as Docker's
+            ``OCI runtime exec failed: ...`` (``exit_code`` 126/127).
+        """
+
     def kill(container_id, signal):
         """Send a signal (a number) to the container's init.  Deferred."""
 
@@ -129,3 +143,56 @@ class IRuntime(Interface):
 
     def list():
         """Deferred firing with the ids of the containers the runtime knows."""
+
+
+class IVolumeDriver(Interface):
+    """A volume driver (``local``; plugin drivers later).
+
+    A volume is named (``[a-zA-Z0-9][a-zA-Z0-9_.-]+``) and holds a directory
+    that containers mount.  Every method blocks (file-system work, mount(2)):
+    call it from the thread pool.  Every method leaves nothing half-made when
+    it raises.
+    """
+
+    name = Attribute("Driver name as shown in `docker volume ls` (``local``).")
+    scope = Attribute("``local`` or ``global``.")
+
+    def create(name, options, labels):
+        """Create a volume, or return the existing one of that name.
+
+        :param options: driver options (``DriverOpts``).
+        :param labels: user labels.
+        :return: the volume's record (a dict, see :meth:`get`).
+        :raises dockerpy.errors.InvalidParameter: a bad name or option.
+        """
+
+    def get(name):
+        """:return: ``{"Name", "Driver", "Mountpoint", "CreatedAt", "Labels",
+            "Options", "Scope"}`` for the volume.
+        :raises dockerpy.errors.NotFound: no such volume.
+        """
+
+    def list():
+        """:return: the records of every volume of this driver."""
+
+    def remove(name):
+        """Remove the volume and its data.  Missing: NotFound.
+
+        :raises dockerpy.errors.Conflict: the volume is mounted.
+        """
+
+    def mount(name, ref):
+        """Make the volume's data available for the user ``ref`` (a container id);
+        reference counted per ``ref``.
+
+        :return: the host path to bind into the container.
+        """
+
+    def unmount(name, ref):
+        """Drop ``ref``'s use; the last one unmounts what :meth:`mount` mounted."""
+
+    def size(name):
+        """:return: bytes used by the volume's data."""
+
+    def cleanup():
+        """Unmount everything the driver mounted (daemon shutdown or crash recovery)."""

@@ -47,6 +47,11 @@ class Options(usage.Options):
     def __init__(self):
         super().__init__()
         self["hosts"] = []
+        self["insecure-registries"] = []
+
+    def opt_insecure_registry(self, value: str) -> None:
+        """Registry (host:port or CIDR) to use over plain HTTP; repeatable"""
+        self["insecure-registries"].append(value)
 
     def opt_host(self, value: str) -> None:
         """Daemon socket(s) to connect to (unix:///path, tcp://addr:port); repeatable"""
@@ -78,6 +83,8 @@ def _explicit_flags(argv: list[str]) -> set[str]:
             name = _SHORT_FLAGS[name[:1]]
         if name in ("H", "host"):
             explicit.add("hosts")
+        elif name == "insecure-registry":
+            explicit.add("insecure_registries")
         elif name in _FLAG_FIELDS:
             explicit.add(_FLAG_FIELDS[name])
         elif name in ("tls", "tlsverify"):
@@ -103,6 +110,7 @@ def build_config(options: Options, argv: list[str] | None = None) -> cfg.DaemonC
         insecure_tcp=bool(options["insecure-tcp-without-tls"]),
         group=options["group"],
         cgroup_parent=options["cgroup-parent"],
+        insecure_registries=list(options["insecure-registries"]),
     )
     if options["config-file"]:
         try:

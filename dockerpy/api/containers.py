@@ -22,11 +22,13 @@ from dockerpy.api import stdcopy
 from dockerpy.api.app import (api_version, parse_filters, query, query_bool, query_int,
                               read_json, write_json)
 from dockerpy.api.hijack import hijack_request
+from dockerpy.containers.exec import exec_ids
 from dockerpy.containers.filters import matches_list
 from dockerpy.containers.logs import read_log
 # The client's formatting module is stdlib-only and checked against the docker CLI.
 from dockerpy.client.format import human_duration
 from dockerpy.timeutil import parse_rfc3339, parse_timestamp_arg
+from dockerpy.volumes.mounts import inspect_view as mount_points_view
 
 RAW_STREAM = b"application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = b"application/vnd.docker.multiplexed-stream"
@@ -110,10 +112,10 @@ def inspect_view(rec, daemon, version: tuple[int, int], size: int | None = None)
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": None,
+        "ExecIDs": exec_ids(getattr(daemon, "execs", None), rec.id),
         "HostConfig": host_config,
         "GraphDriver": {"Name": rec.driver, "Data": _graph_data(daemon, rec)},
-        "Mounts": [],
+        "Mounts": mount_points_view(rec.mounts),
         "Config": rec.config,
         "NetworkSettings": {
             "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": False,
@@ -163,7 +165,7 @@ def list_view(rec, daemon, now: float, size: int | None) -> dict:
         "Status": _status_text(rec, now),
         "HostConfig": {"NetworkMode": mode},
         "NetworkSettings": {"Networks": _network_settings(rec)},
-        "Mounts": [],
+        "Mounts": mount_points_view(rec.mounts),
     }
     if size is not None:
         out["SizeRw"] = size
@@ -367,6 +369,18 @@ def install(app: Klein, daemon=None) -> None:
     async def get_containers_changes(request, cid):
         changes = await svc().changes(cid)
         return write_json(request, changes or None)
+
+    @app.route("/containers/<string:cid>/pause", methods=["POST"])
+    async def post_containers_pause(request, cid):
+        await svc().pause(cid)
+        request.setResponseCode(204)
+        return b""
+
+    @app.route("/containers/<string:cid>/unpause", methods=["POST"])
+    async def post_containers_unpause(request, cid):
+        await svc().unpause(cid)
+        request.setResponseCode(204)
+        return b""
 
     @app.route("/containers/<string:cid>/resize", methods=["POST"])
     def post_containers_resize(request, cid):

@@ -93,6 +93,26 @@ def _split_repo_tag(repo: str, tag: str | None) -> str:
     return repo
 
 
+def _publish_loaded(daemon, line: str) -> None:
+    # "Loaded image: busybox:latest" or "Loaded image ID: sha256:..."
+    name = line.split(": ", 1)[-1].strip()
+    try:
+        image_id = daemon.images.resolve(name).id
+    except errors.DockerError:
+        return
+    daemon.events.publish("image", "load", image_id, {"name": name})
+
+
+def _publish_removal(daemon, image_id: str, result: list) -> None:
+    # As moby: an untag names the image by its id, not by the removed tag.
+    for entry in result or []:
+        if entry.get("Untagged"):
+            daemon.events.publish("image", "untag", image_id, {"name": image_id})
+        elif entry.get("Deleted"):
+            daemon.events.publish("image", "delete", entry["Deleted"],
+                                  {"name": entry["Deleted"]})
+
+
 def install(app: Klein, daemon=None) -> None:
     store = lambda: daemon.images  # noqa: E731
 
@@ -116,10 +136,9 @@ def install(app: Klein, daemon=None) -> None:
     async def post_images_create(request):
         src = query(request, "fromSrc")
         if src is None:
-            image = query(request, "fromImage") or ""
-            raise errors.NotFound(
-                f"pull access denied for {image}: pulling from registries is not supported by "
-                "this daemon yet (use docker load or docker import)")
+            from dockerpy.api.registry import pull_route
+
+            return await pull_route(request, daemon)
         if src != "-":
             raise errors.InvalidParameter("importing from a URL is not supported: use fromSrc=-")
         repo = query(request, "repo")
@@ -133,6 +152,7 @@ def install(app: Klein, daemon=None) -> None:
         request.setResponseCode(200)
         request.setHeader(b"content-type", b"application/json")
         image = await daemon.in_thread(store().import_tar, body, ref, changes, message, now)
+        daemon.events.publish("image", "import", image.id, {"name": ref or image.id})
         return json.dumps({"status": image.id}).encode() + b"\r\n"
 
     @app.route("/images/load", methods=["POST"])
@@ -142,6 +162,8 @@ def install(app: Klein, daemon=None) -> None:
         body = request.content
         body.seek(0)
         lines = await daemon.in_thread(store().load, body)
+        for line in lines:
+            _publish_loaded(daemon, line)
         request.setHeader(b"content-type", b"application/json")
         return b"".join(json.dumps({"stream": line + "\n"}).encode() + b"\r\n"
                         for line in lines)
@@ -188,14 +210,18 @@ def install(app: Klein, daemon=None) -> None:
         if not repo:
             raise errors.InvalidParameter("repository name must have at least one component")
         await daemon.in_thread(store().tag, name, repo, query(request, "tag"))
+        tagged = _split_repo_tag(repo, query(request, "tag") or "latest")
+        daemon.events.publish("image", "tag", store().resolve(tagged).id, {"name": tagged})
         request.setResponseCode(201)
         return b""
 
     @app.route("/images/<path:name>", methods=["DELETE"])
     async def delete_image(request, name):
+        image_id = store().resolve(name).id
         result = await daemon.in_thread(store().remove, name, query_bool(request, "force"),
                                         query_bool(request, "noprune"), _in_use(daemon))
         await daemon.containers.sweep_init_layers()
+        _publish_removal(daemon, image_id, result)
         return write_json(request, result)
 
     @app.route("/images/prune", methods=["POST"])

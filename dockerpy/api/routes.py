@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from dockerpy.api import containers, images, system
+from dockerpy.api import containers, events, exec as exec_, images, system, volumes
+from dockerpy.api import registry
+from dockerpy.api import build
 from dockerpy.api.app import EngineSite, make_app, make_site
 
-ROUTE_MODULES = (system, containers, images)
+ROUTE_MODULES = (system, containers, images, exec_, events, volumes, registry, build)
 
 
 def make_engine_app(daemon):

@@ -125,7 +125,7 @@ async def disk_usage(daemon, request) -> dict:
         "LayersSize": sum(layer_size.values()),
         "Images": image_list,
         "Containers": container_list,
-        "Volumes": [],
+        "Volumes": await daemon.volumes.usage(),
         "BuildCache": [],
     }
 
@@ -169,7 +169,9 @@ def info_body(daemon) -> dict:
         "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
                            "AllowNondistributableArtifactsHostnames": None,
-                           "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {},
+                           "InsecureRegistryCIDRs": ["127.0.0.0/8"] + [
+                               r for r in conf.insecure_registries if "/" in r],
+                           "IndexConfigs": {},
                            "Mirrors": None},
         "NCPU": os.cpu_count() or 1,
         "MemTotal": _mem_total(),

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tag": ("images", "tag"),
     "rmi": ("images", "rmi"),
     "history": ("images", "history"),
+    "build": ("build", "build"),
     "commit": ("containers", "commit"),
     "create": ("run", "create"),
     "run": ("run", "run"),
@@ -43,6 +44,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("containers", "export"),
     "rename": ("containers", "rename"),
     "cp": ("cp", "cp"),
+    "exec": ("interactive", "exec_"),
+    "pause": ("interactive", "pause"),
+    "unpause": ("interactive", "unpause"),
+    "events": ("interactive", "events"),
+    "pull": ("registry", "pull"),
+    "push": ("registry", "push"),
+    "login": ("registry", "login"),
+    "logout": ("registry", "logout"),
 }
 
 # management command -> {subcommand: top-level command or (module, function)}
@@ -54,14 +63,20 @@ MANAGEMENT: dict[str, dict[str, str | tuple[str, str]]] = {
         "export": "export", "rename": "rename", "cp": "cp", "logs": "logs",
         "commit": "commit", "inspect": ("containers", "inspect"),
         "prune": ("containers", "prune"),
+        "exec": "exec", "pause": "pause", "unpause": "unpause",
     },
     "image": {
-        "ls": "images", "list": "images", "import": "import", "load": "load",
+        "ls": "images", "list": "images", "import": "import", "load": "load", "build": "build",
         "save": "save", "tag": "tag", "rm": "rmi", "remove": "rmi",
         "history": "history", "inspect": ("images", "inspect"),
-        "prune": ("images", "prune"),
+        "prune": ("images", "prune"), "pull": "pull", "push": "push",
     },
-    "system": {"info": "info", "prune": ("system", "prune")},
+    "system": {"info": "info", "prune": ("system", "prune"), "events": "events"},
+    "volume": {
+        "create": ("volumes", "create"), "ls": ("volumes", "ls"), "list": ("volumes", "ls"),
+        "inspect": ("volumes", "inspect"), "rm": ("volumes", "rm"),
+        "remove": ("volumes", "rm"), "prune": ("volumes", "prune"),
+    },
 }
 
 _GLOBAL_VALUE_FLAGS = {"-H", "--host", "--tlscacert", "--tlscert", "--tlskey",
@@ -80,6 +95,7 @@ Management Commands:
   container   Manage containers
   image       Manage images
   system      Manage Docker
+  volume      Manage volumes
 
 Global Options:
   -H, --host list          Daemon socket to connect to

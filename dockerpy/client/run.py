@@ -48,6 +48,7 @@ def _container_flags(p: Parser, run: bool) -> None:
     p.add("--log-driver", help="Logging driver for the container")
     p.add("--log-opt", kind="list", help="Log driver options")
     p.add("-m", "--memory", help="Memory limit")
+    p.add("--mount", kind="list", help="Attach a filesystem mount to the container")
     p.add("--name", help="Assign a name to the container")
     p.add("--network", "--net", help="Connect a container to a network")
     p.add("--platform", help="Set platform if server is multi-platform capable")
@@ -198,6 +199,9 @@ def build_config(cli: Cli, ns: Any, detach: bool) -> tuple[dict[str, Any], str |
             binds.append(v)
         else:
             volumes[v] = {}
+    from dockerpy.client.volumes import parse_mount_flag
+
+    mounts = [parse_mount_flag(m) for m in ns.mount]
     tmpfs = {}
     for t in ns.tmpfs:
         path, _, opts = t.partition(":")
@@ -234,6 +238,8 @@ def build_config(cli: Cli, ns: Any, detach: bool) -> tuple[dict[str, Any], str |
     }
     if tmpfs:
         host_config["Tmpfs"] = tmpfs
+    if mounts:
+        host_config["Mounts"] = mounts
     if ns.runtime:
         host_config["Runtime"] = ns.runtime
     if ns.tty:

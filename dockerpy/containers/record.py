@@ -50,6 +50,8 @@ class ContainerRecord:
     state: State = dataclasses.field(default_factory=State)
     restart_count: int = 0
     has_been_started: bool = False
+    # Mount points (dockerpy.volumes.mounts); records from before volumes have none.
+    mounts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     version: int = RECORD_VERSION
 
     def to_json(self) -> dict:

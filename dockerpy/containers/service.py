@@ -147,8 +147,10 @@ class Attachment:
 class ContainerService:
     def __init__(self, reactor, in_thread, records: RecordStore, images, driver,
                  runtimes: dict[str, Any], default_runtime: str, exec_root: str,
-                 cgroup_parent: str, events=None):
+                 cgroup_parent: str, events=None, volumes=None):
         self._reactor = reactor
+        # dockerpy.volumes.service.VolumeService; None: no mounts (unit tests).
+        self.volumes = volumes
         self._in_thread = in_thread
         self.records = records
         self.images = images
@@ -240,6 +242,11 @@ class ContainerService:
         argv = (config.get("Entrypoint") or []) + (config.get("Cmd") or [])
         if not argv:
             raise errors.InvalidParameter("no command specified")
+        points: list[dict] = []
+        if self.volumes is not None:
+            from dockerpy.volumes.mounts import plan
+
+            points = plan(config, host_config, lambda ref: self.get(ref).mounts)
         cid = secrets.token_hex(32)
         if not config.get("Hostname"):
             config["Hostname"] = cid[:12]
@@ -256,10 +263,14 @@ class ContainerService:
         self._names[name] = cid
         self._init_users[rec.init_layer_id] += 1
         try:
+            if points:
+                rec.mounts = await self.volumes.setup(cid, points)
             await self._in_thread(self._make_layers, rec, image)
         except BaseException:
             del self._names[name]
             self._init_users[rec.init_layer_id] -= 1
+            if rec.mounts:
+                await self.volumes.release(cid, rec.mounts, remove_anonymous=True)
             raise
         self._by_id[cid] = rec
         self._emit("create", rec)
@@ -388,6 +399,12 @@ class ContainerService:
         workdir = cfg.get("WorkingDir") or "/"
         if workdir != "/":
             _ensure_workdir(rootfs, workdir, uid, gid)
+        if rec.mounts:
+            from dockerpy.volumes.mounts import oci_mounts
+
+            # Undone by _unmount_and_clear, which every failed start reaches.
+            sources = self.volumes.mount_all(rec.id, rec.mounts)
+            etc_mounts = etc_mounts + oci_mounts(rootfs, rec.mounts, sources)
         spec = build_spec(SpecInput(
             rootfs=rootfs,
             args=[rec.path] + list(rec.args),
@@ -430,6 +447,8 @@ class ContainerService:
             log.failure("unmount of {cid} failed", cid=rec.id)
 
     def _unmount_and_clear(self, rec: ContainerRecord, bundle: str) -> None:
+        if rec.mounts:
+            self.volumes.unmount_all(rec.id, rec.mounts)
         if self.driver.is_mounted(rec.layer_id):
             self.driver.unmount(rec.layer_id)
         shutil.rmtree(bundle, ignore_errors=True)
@@ -477,7 +496,10 @@ class ContainerService:
                                   "running")
         runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
         exited = self.when_exited(rec.id) if sig == signal_mod.SIGKILL else None
+        paused = rec.state.paused
         await runtime.kill(rec.id, sig)
+        if sig == signal_mod.SIGKILL and paused:
+            await self._thaw(rec, runtime)
         self._emit("kill", rec, signal=str(sig))
         if exited is not None:
             await exited
@@ -507,7 +529,39 @@ class ContainerService:
     def _force_kill(self, rec: ContainerRecord, runtime) -> None:
         if rec.id in self._live:
             d = runtime.kill(rec.id, signal_mod.SIGKILL)
+            if rec.state.paused:
+                d.addCallback(lambda _: defer.ensureDeferred(self._thaw(rec, runtime)))
             d.addErrback(lambda f: None)
+
+    async def _thaw(self, rec: ContainerRecord, runtime) -> None:
+        # A frozen process never acts on SIGKILL: thaw it so it dies (as Docker).
+        try:
+            await runtime.resume(rec.id)
+        except errors.DockerError:
+            pass
+
+    async def pause(self, ref: str) -> None:
+        """Freeze every process of the container (cgroup freezer)."""
+        rec = self.get(ref)
+        if rec.id not in self._live:
+            raise errors.Conflict(f"Container {rec.id} is not running")
+        if rec.state.paused:
+            raise errors.Conflict(f"Container {rec.id} is already paused")
+        runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+        await runtime.pause(rec.id)
+        rec.state.status, rec.state.paused = "paused", True
+        self.records.save(rec)
+        self._emit("pause", rec)
+
+    async def unpause(self, ref: str) -> None:
+        rec = self.get(ref)
+        if rec.id not in self._live or not rec.state.paused:
+            raise errors.Conflict(f"Container {rec.id} is not paused")
+        runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+        await runtime.resume(rec.id)
+        rec.state.status, rec.state.paused = "running", False
+        self.records.save(rec)
+        self._emit("unpause", rec)
 
     async def restart(self, ref: str, timeout: int | None = None,
                       signal: str | int | None = None) -> None:
@@ -554,6 +608,8 @@ class ContainerService:
             await self._in_thread(self._remove_files, rec)
         finally:
             self._removing.discard(rec.id)
+        if rec.mounts:
+            await self.volumes.release(rec.id, rec.mounts, remove_anonymous=volumes)
         self._by_id.pop(rec.id, None)
         if self._names.get(rec.name) == rec.id:
             del self._names[rec.name]
@@ -670,11 +726,8 @@ class ContainerService:
             self._by_id[rec.id] = rec
             self._names[rec.name] = rec.id
             self._init_users[rec.init_layer_id] += 1
-        # Unused init layers kept for their images' next containers.
-        for image in self.images.images():
-            init_layer_id = (self.images.top_layer(image) or "0" * 64) + "-init"
-            if init_layer_id not in self._init_users and self.driver.exists(init_layer_id):
-                self._init_users[init_layer_id] = 0
+            if rec.mounts and self.volumes is not None:
+                self.volumes.add_references(rec.id, rec.mounts)
             if rec.state.running or rec.state.status in ("running", "paused", "restarting"):
                 runtime = self.runtimes.get(rec.host_config.get("Runtime")) or \
                     self.runtimes[self.default_runtime]
@@ -685,6 +738,11 @@ class ContainerService:
                                   started_at=rec.state.started_at,
                                   finished_at=rfc3339(self._reactor.seconds()))
                 self.records.save(rec)
+        # Unused init layers kept for their images' next containers.
+        for image in self.images.images():
+            init_layer_id = (self.images.top_layer(image) or "0" * 64) + "-init"
+            if init_layer_id not in self._init_users and self.driver.exists(init_layer_id):
+                self._init_users[init_layer_id] = 0
         for rec in list(self._by_id.values()):
             if rec.host_config.get("AutoRemove") and rec.state.status == "exited":
                 try:

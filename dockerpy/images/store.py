@@ -1473,6 +1473,31 @@ class ImageStore:
         The history entry is marked ``empty_layer`` (and no layer is added)
         when the container changed nothing.
         """
+        return self._commit_tar(lambda out: self.driver.diff(layer_id, out), parent, config,
+                                container_config, author, comment, created_by, ref, now,
+                                container_id)
+
+    def add_layer_image(self, parent: Image | None, layer_tar: str | None, config: dict,
+                        container_config: dict, created_by: str, now: datetime.datetime,
+                        container_id: str = "", author: str = "", comment: str = "",
+                        ref: str | None = None) -> Image:
+        """A new image: ``parent`` plus the layer tar at ``layer_tar`` (``None``
+        or an empty tar: no layer, history marked ``empty_layer``), with the
+        given config and one history entry.  Used by ``docker build`` for
+        metadata steps and for COPY on ``scratch``.  Blocking.
+        """
+        def write(out: IO[bytes]) -> None:
+            if layer_tar is not None:
+                with open(layer_tar, "rb") as src:
+                    shutil.copyfileobj(src, out, CHUNK)
+
+        return self._commit_tar(write, parent, config, container_config, author, comment,
+                                created_by, ref, now, container_id)
+
+    def _commit_tar(self, write_tar: Callable[[IO[bytes]], None], parent: Image | None,
+                    config: dict, container_config: dict, author: str, comment: str,
+                    created_by: str, ref: str | None, now: datetime.datetime,
+                    container_id: str = "") -> Image:
         target = refs.repo_tag_reference(ref, None) if ref else None
         txn = _Txn()
         tmpdir = self._new_layer_dir()
@@ -1480,7 +1505,7 @@ class ImageStore:
             tar_path = os.path.join(tmpdir, "layer.tar")
             try:
                 with open(tar_path, "wb") as out:
-                    self.driver.diff(layer_id, out)
+                    write_tar(out)
                     out.flush()
                     os.fsync(out.fileno())
                 diff_id = _hash_file(tar_path)

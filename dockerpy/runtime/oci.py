@@ -468,6 +468,88 @@ class OCIRuntime:
                 os.close(devnull)
         return started
 
+    def exec(self, container_id: str, process_spec: dict, protocol: ProcessProtocol,
+             stdin: bool, pid_file: str, tty: bool = False) -> Deferred:
+        """Run another process in a running container, in the foreground
+        (``<rt> exec --process <pid_file>.process.json``); see
+        :meth:`IRuntime.exec`.  The runtime's log goes to ``<pid_file>.log``.
+        """
+        return _exec(self, container_id, process_spec, protocol, stdin, pid_file, tty)
+
+
+class _ExecWatcher(_StartWatcher):
+    """:class:`_StartWatcher` for ``runc exec``: a failed exec leaves the
+    container alone, and its error is worded as Docker words exec failures."""
+
+    def _fail_start(self, reason: Failure) -> None:
+        self._state = "failed"
+        if self._poll_call is not None and self._poll_call.active():
+            self._poll_call.cancel()
+        self._poll_call = None
+        error = self._start_error(reason)
+        self._state = "running"
+        self._held_stderr = []
+        self.started.errback(error)
+        self._replay()
+
+    def _start_error(self, reason: Failure) -> DockerError:
+        messages: list[str] = []
+        try:
+            with open(self.pid_file + ".log", "rb") as f:
+                messages = _log_messages(f.read())
+        except OSError:
+            pass
+        if not messages:
+            messages = _log_messages(b"".join(self._held_stderr))
+        message = messages[-1] if messages else (
+            f"{self.runtime.name} exited with status "
+            f"{getattr(reason.value, 'exitCode', None)} before starting the process")
+        for prefix in (f"{self.runtime.name} exec failed: ", "exec failed: "):
+            if message.startswith(prefix):
+                message = message[len(prefix):]
+        text = f"OCI runtime exec failed: exec failed: {message}: unknown"
+        low = message.lower()
+        if "executable file not found" in low or "no such file or directory" in low:
+            return StartError(text, EXIT_CMD_NOT_FOUND)
+        if "permission denied" in low:
+            return StartError(text, EXIT_CANNOT_INVOKE)
+        return RuntimeStartError(text, EXIT_CANNOT_INVOKE)
+
+
+def _exec(runtime: "OCIRuntime", container_id: str, process_spec: dict,
+          protocol: ProcessProtocol, stdin: bool, pid_file: str, tty: bool) -> Deferred:
+    """:meth:`OCIRuntime.exec` (kept beside the watcher it needs)."""
+    process_file, log_file = pid_file + ".process.json", pid_file + ".log"
+    for stale in (pid_file, log_file):
+        try:
+            os.unlink(stale)
+        except FileNotFoundError:
+            pass
+    atomic.write_bytes(process_file, json.dumps(process_spec).encode(), 0o600, durable=False)
+    argv = runtime._base_args() + [
+        "--log", log_file, "--log-format", "json", "exec", "--process", process_file,
+        "--pid-file", pid_file, container_id]
+    started: Deferred = Deferred()
+    watcher = _ExecWatcher(runtime, container_id, os.path.dirname(pid_file), pid_file,
+                           protocol, started)
+    devnull = None
+    try:
+        if tty:
+            runtime.reactor.spawnProcess(watcher, runtime.path, argv, env=runtime.env,
+                                         usePTY=True)
+        else:
+            if not stdin:
+                devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            runtime.reactor.spawnProcess(
+                watcher, runtime.path, argv, env=runtime.env,
+                childFDs={0: "w" if stdin else devnull, 1: "r", 2: "r"})
+    except OSError as e:
+        return fail(RuntimeStartError(f"cannot run {runtime.path}: {e}"))
+    finally:
+        if devnull is not None:
+            os.close(devnull)
+    return started
+
 
 def _probe_spec(rootfs: str, cgroups_path: str, binary: str) -> dict:
     from dockerpy.runtime.spec import SpecInput, build_spec

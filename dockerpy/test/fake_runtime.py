@@ -62,6 +62,10 @@ class FakeRuntime:
         self.deleted: list[str] = []
         self.fail_start: errors.DockerError | None = None
         self.exit_at_once: int | None = None
+        self.execs: list[tuple[str, dict, FakeProcess]] = []
+        self.fail_exec: errors.DockerError | None = None
+        self.paused: set[str] = set()
+        self.held_exits: dict[str, int] = {}
         self._next_pid = 1000
 
     def version(self):
@@ -79,13 +83,30 @@ class FakeRuntime:
             proc.exit(self.exit_at_once)
         return defer.succeed(proc.pid)
 
+    def exec(self, container_id, process_spec, protocol, stdin, pid_file, tty=False):
+        """Start a scripted exec process; tests find it in ``self.execs``
+        (``(container id, process spec, FakeProcess)``)."""
+        if container_id not in self.running:
+            return defer.fail(errors.Conflict(f"Container {container_id} is not running"))
+        if self.fail_exec is not None:
+            return defer.fail(self.fail_exec)
+        self._next_pid += 1
+        proc = FakeProcess(self, "exec-%d" % self._next_pid, protocol, self._next_pid)
+        self.execs.append((container_id, process_spec, proc))
+        protocol.makeConnection(proc)
+        return defer.succeed(proc.pid)
+
     def kill(self, container_id, signal):
         proc = self.running.get(container_id)
         if proc is None:
             return defer.fail(errors.Conflict(f"container {container_id} is not running"))
         proc.signals.append(signal)
         if signal in (9, 15) and signal not in proc.ignored or signal == 9:
-            proc.exit(128 + signal)
+            if container_id in self.paused:
+                # A frozen process acts on a signal only once thawed.
+                self.held_exits[container_id] = 128 + signal
+            else:
+                proc.exit(128 + signal)
         return defer.succeed(None)
 
     def delete(self, container_id, force=False):
@@ -93,9 +114,16 @@ class FakeRuntime:
         return defer.succeed(None)
 
     def pause(self, container_id):
+        if container_id not in self.running:
+            return defer.fail(errors.Conflict(f"Container {container_id} is not running"))
+        self.paused.add(container_id)
         return defer.succeed(None)
 
     def resume(self, container_id):
+        self.paused.discard(container_id)
+        code = self.held_exits.pop(container_id, None)
+        if code is not None and container_id in self.running:
+            self.running[container_id].exit(code)
         return defer.succeed(None)
 
     def pids(self, container_id):

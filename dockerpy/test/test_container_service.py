@@ -245,6 +245,18 @@ class LifecycleTests(ServiceTestBase):
         self.assertIn("daemon", again.state.error)
         self.assertEqual(rec.id, again.id)
 
+    def test_restore_with_several_containers_stops_only_the_running_ones(self):
+        running = self.create(name="r1")
+        self.run_(self.svc.start("r1"))
+        stopped = self.create(name="r2")
+        also_running = self.create(name="r3")
+        self.run_(self.svc.start("r3"))
+        svc2 = ContainerService(self.reactor, _sync, self.records, self.images, self.driver,
+                                {"fake": FakeRuntime()}, "fake", "/nonexistent", "/x")
+        self.run_(svc2.restore())
+        self.assertEqual([svc2.get(r.id).state.status for r in (running, stopped, also_running)],
+                         ["exited", "created", "exited"])
+
     def test_rename_moves_the_name(self):
         self.create(name="old1")
         self.create(name="taken")

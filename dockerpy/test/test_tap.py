@@ -25,6 +25,14 @@ class OptionsTests(unittest.TestCase):
         self.assertEqual((conf.data_root, conf.exec_root), ("/var/lib/dockerpy", "/run/dockerpy"))
         self.assertEqual(conf.storage_driver, "overlay2")
 
+    def test_insecure_registries_from_flags_or_daemon_json(self):
+        conf = parse("--insecure-registry", "10.0.0.0/8", "--insecure-registry", "reg:5000")
+        self.assertEqual(conf.insecure_registries, ["10.0.0.0/8", "reg:5000"])
+        path = self.mktemp()
+        with open(path, "w") as f:
+            json.dump({"insecure-registries": ["reg:5001"]}, f)
+        self.assertEqual(parse("--config-file", path).insecure_registries, ["reg:5001"])
+
     def test_several_hosts(self):
         conf = parse("-H", "unix:///tmp/a.sock", "--host", "unix:///tmp/b.sock")
         self.assertEqual(conf.hosts, ["unix:///tmp/a.sock", "unix:///tmp/b.sock"])
