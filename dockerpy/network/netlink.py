@@ -1,0 +1,271 @@
+# -*- test-case-name: dockerpy.test.test_integration_network -*-
+"""Blocking kernel work of the bridge network through pyroute2: the bridge,
+one named network namespace and one veth pair per container, sysctls.
+
+Every function here runs on the network service's single dedicated thread
+(pyroute2 keeps its netlink socket and asyncio loop per thread, and
+bridge/IPAM changes must be serialised).  Nothing here calls setns or
+unshare in a daemon thread: pyroute2 forks a short-lived child for the
+namespace work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import json
+import os
+
+from dockerpy import atomic, errors
+from dockerpy.network.ipam import IPv4Net, choose_subnet
+
+#: Host-wide: serialises subnet choice between daemons started side by side,
+#: and guards the shared ip_forward bookkeeping.
+HOST_LOCK = "/run/dockerpy-network.lock"
+FORWARD_STATE = "/run/dockerpy-ip-forward.json"
+IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+
+
+@contextlib.contextmanager
+def host_lock(path: str = HOST_LOCK):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def open_iproute():
+    from pyroute2 import IPRoute
+
+    return IPRoute()
+
+
+def _link_index(ipr, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def host_networks(ipr, exclude_index: int | None = None) -> list[IPv4Net]:
+    """Every IPv4 network routed or addressed on the host (but the default route)."""
+    nets = []
+    for r in ipr.route("dump", family=2):
+        if r.get("oif") == exclude_index and exclude_index is not None:
+            continue
+        dst, plen = r.get("dst"), r.get("dst_len")
+        if dst and plen:
+            nets.append(IPv4Net(f"{dst}/{plen}", strict=False))
+    for a in ipr.addr("dump", family=2):
+        if a.get("index") == exclude_index and exclude_index is not None:
+            continue
+        nets.append(IPv4Net(f"{a.get('address')}/{a.get('prefixlen')}", strict=False))
+    return nets
+
+
+def _bridge_ipv4(ipr, index: int) -> ipaddress.IPv4Interface | None:
+    for a in ipr.addr("dump", family=2, index=index):
+        return ipaddress.IPv4Interface(f"{a.get('address')}/{a.get('prefixlen')}")
+    return None
+
+
+def write_sysctl(name: str, value: str) -> None:
+    with open("/proc/sys/" + name.replace(".", "/"), "w") as f:
+        f.write(value)
+
+
+def ensure_bridge(ipr, name: str, bip: tuple[ipaddress.IPv4Address, IPv4Net] | None,
+                  preferred: IPv4Net | None) -> tuple[ipaddress.IPv4Address, IPv4Net, bool]:
+    """Make the bridge ``name`` exist, up, with its gateway address.
+
+    An existing bridge keeps its address (as dockerd does with ``--bridge``),
+    unless ``bip`` asks for another.  Otherwise the subnet is ``bip`` or the
+    first default pool that overlaps nothing on the host.
+
+    :return: (gateway, subnet, whether we created the bridge).
+    """
+    with host_lock():
+        index = _link_index(ipr, name)
+        created = False
+        if index is None:
+            ipr.link("add", ifname=name, kind="bridge")
+            index = _link_index(ipr, name)
+            created = True
+        try:
+            current = _bridge_ipv4(ipr, index)
+            if bip is not None and current is not None and \
+                    (current.ip, current.network) != bip:
+                ipr.addr("del", index=index, address=str(current.ip),
+                         prefixlen=current.network.prefixlen)
+                current = None
+            if current is None:
+                if bip is not None:
+                    gateway, subnet = bip
+                else:
+                    subnet = choose_subnet(host_networks(ipr, exclude_index=index), preferred)
+                    gateway = next(subnet.hosts())
+                ipr.addr("add", index=index, address=str(gateway), prefixlen=subnet.prefixlen)
+            else:
+                gateway, subnet = current.ip, current.network
+            ipr.link("set", index=index, state="up")
+        except BaseException:
+            if created:
+                ipr.link("del", index=index)
+            raise
+    # Host traffic to 127.0.0.1:<published port> is DNATed onto the bridge;
+    # the kernel drops 127/8 sources on a link unless this is set.
+    try:
+        write_sysctl(f"net.ipv4.conf.{name}.route_localnet", "1")
+    except OSError:
+        pass
+    return gateway, subnet, created
+
+
+def delete_link(ipr, name: str) -> None:
+    index = _link_index(ipr, name)
+    if index is not None:
+        try:
+            ipr.link("del", index=index)
+        except Exception:
+            if _link_index(ipr, name) is not None:
+                raise
+
+
+def create_endpoint(ipr, bridge: str, netns_path: str, veth: str,
+                    address: ipaddress.IPv4Address, subnet: IPv4Net,
+                    gateway: ipaddress.IPv4Address, mac: str) -> None:
+    """A namespace at ``netns_path`` with ``eth0`` (``address``, ``mac``,
+    default route via ``gateway``) whose host end ``veth`` is on ``bridge``.
+    Undoes what it made when a step fails."""
+    from pyroute2 import IPRoute, netns
+
+    bridge_index = _link_index(ipr, bridge)
+    if bridge_index is None:
+        raise errors.SystemError_(f"bridge {bridge} is gone")
+    os.makedirs(os.path.dirname(netns_path), mode=0o711, exist_ok=True)
+    netns.create(netns_path)
+    try:
+        # The peer is born inside the namespace, so it can be called eth0 at once.
+        ipr.link("add", ifname=veth, kind="veth",
+                 peer={"ifname": "eth0", "net_ns_fd": netns_path, "address": mac})
+        index = _link_index(ipr, veth)
+        ipr.link("set", index=index, master=bridge_index, state="up")
+        with IPRoute(netns=netns_path, flags=0) as ns:
+            lo = ns.link_lookup(ifname="lo")[0]
+            ns.link("set", index=lo, state="up")
+            eth0 = ns.link_lookup(ifname="eth0")[0]
+            ns.addr("add", index=eth0, address=str(address), prefixlen=subnet.prefixlen)
+            ns.link("set", index=eth0, state="up")
+            ns.route("add", dst="0.0.0.0/0", gateway=str(gateway))
+    except BaseException:
+        remove_endpoint(ipr, netns_path, veth)
+        raise
+
+
+def remove_endpoint(ipr, netns_path: str, veth: str) -> None:
+    """Remove the namespace (which takes its veth end, hence the pair, with
+    it once no process holds it) and the host end if it is still there."""
+    remove_netns(netns_path)
+    delete_link(ipr, veth)
+
+
+def remove_netns(path: str) -> None:
+    from pyroute2 import netns
+
+    try:
+        netns.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def remove_stale(ipr, netns_dir: str, veth_prefix: str) -> list[str]:
+    """Start-up and shutdown sweep: every namespace file under ``netns_dir``
+    and every link named ``veth_prefix...``.  Called when none of this
+    daemon's containers runs.  :return: what was removed."""
+    removed = []
+    try:
+        names = os.listdir(netns_dir)
+    except FileNotFoundError:
+        names = []
+    for name in names:
+        remove_netns(os.path.join(netns_dir, name))
+        removed.append("netns " + name)
+    for link in ipr.get_links():
+        name = link.get("ifname") or ""
+        if name.startswith(veth_prefix):
+            delete_link(ipr, name)
+            removed.append("veth " + name)
+    return removed
+
+
+def unmount_netns_dir(netns_dir: str) -> None:
+    """pyroute2 (like ``ip netns``) makes the namespace directory a shared
+    bind mount of itself; undo it when the daemon stops."""
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    while os.path.isdir(netns_dir) and libc.umount2(netns_dir.encode(), 2) == 0:
+        pass  # MNT_DETACH; it may be stacked once per restart after a crash
+    try:
+        os.rmdir(netns_dir)
+    except OSError:
+        pass
+
+
+# -- ip_forward, shared by every daemon on the host ---------------------------
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_forward_state(path: str) -> dict:
+    try:
+        return atomic.read_json(path)
+    except (OSError, ValueError):
+        return {}
+
+
+def acquire_ip_forward(key: str, pid: int, path: str = FORWARD_STATE,
+                       sysctl: str = IP_FORWARD, lock: str = HOST_LOCK) -> None:
+    """Turn IPv4 forwarding on, remembering the value it had before the first
+    daemon that needed it, so the last one to stop can put it back."""
+    with host_lock(lock):
+        state = _read_forward_state(path)
+        users = {k: p for k, p in (state.get("users") or {}).items()
+                 if k != key and _pid_alive(int(p))}
+        with open(sysctl) as f:
+            current = f.read().strip()
+        # A state file left by daemons that died still holds the true original.
+        original = state.get("original", current)
+        users[key] = pid
+        atomic.write_bytes(path, json.dumps({"original": original, "users": users}).encode(),
+                           0o600)
+        if current != "1":
+            with open(sysctl, "w") as f:
+                f.write("1")
+
+
+def release_ip_forward(key: str, path: str = FORWARD_STATE, sysctl: str = IP_FORWARD,
+                       lock: str = HOST_LOCK) -> None:
+    with host_lock(lock):
+        state = _read_forward_state(path)
+        if not state:
+            return
+        users = {k: p for k, p in (state.get("users") or {}).items()
+                 if k != key and _pid_alive(int(p))}
+        if users:
+            atomic.write_bytes(path, json.dumps(dict(state, users=users)).encode(), 0o600)
+            return
+        original = state.get("original")
+        if original is not None:
+            with open(sysctl, "w") as f:
+                f.write(str(original))
+        os.unlink(path)
