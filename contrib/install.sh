@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="runc crun busybox-static tini nftables iptables iproute2 uidmap ca-certificates python3-venv docker-registry apache2-utils"
+PKGS="runc crun busybox-static tini nftables iptables iproute2 uidmap ca-certificates python3-venv docker-registry apache2-utils debootstrap"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

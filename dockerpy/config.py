@@ -34,6 +34,10 @@ _JSON_KEYS = {
     "group": "group",
     "cgroup-parent": "cgroup_parent",
     "insecure-registries": "insecure_registries",
+    "registry-mirrors": "registry_mirrors",
+    "bridge": "bridge",
+    "bip": "bip",
+    "iptables": "iptables",
 }
 
 
@@ -56,6 +60,16 @@ class DaemonConfig:
     # registries (host:port or CIDR) pulled from and pushed to over plain HTTP;
     # 127.0.0.0/8 always is, as with dockerd
     insecure_registries: list[str] = dataclasses.field(default_factory=list)
+    # mirror URLs tried before the origin for every pull (any registry, not
+    # only Docker Hub); per-registry CAs and client certs in <dir>/<host:port>/
+    registry_mirrors: list[str] = dataclasses.field(default_factory=list)
+    registry_certs_dir: str = "/etc/docker/certs.d"
+    # default bridge network: bridge name (default dpy<daemon_key>), its
+    # gateway/prefix (default: a free pool), and whether we may program
+    # the host firewall (our own nft table) and ip_forward
+    bridge: str | None = None
+    bip: str | None = None
+    iptables: bool = True
 
     @property
     def daemon_key(self) -> str:

@@ -50,6 +50,7 @@ class DaemonService(service.Service):
         self.events = EventBus(reactor)
         self.runtimes: dict = {}
         self.default_runtime = ""
+        self.network = None
 
     # -- threads ----------------------------------------------------------
 
@@ -111,6 +112,15 @@ class DaemonService(service.Service):
         # Volume mounts left by a daemon that died are stale, like layer mounts.
         await self.in_thread(self.volumes.cleanup)
         self.containers.volumes = self.volumes
+        from dockerpy.network.service import NetworkService
+
+        # Before restore: restore's cleanup of containers that were running
+        # detaches them, and the network's start-up sweep removes what a
+        # dead daemon left (netns, veths, its nft table).
+        self.network = NetworkService(self.reactor, conf.data_root, conf.exec_root,
+                                      conf.daemon_key, conf.bridge, conf.bip, conf.iptables)
+        await self.network.start()
+        self.containers.network = self.network
         self.execs = ExecService(self.reactor, self.in_thread, self.containers, self.events)
         await self.containers.restore()
         _return_startup_memory()
@@ -146,6 +156,11 @@ class DaemonService(service.Service):
 
             return close_registry_service(self)
 
+        def stop_network(_):
+            if self.network is not None:
+                return defer.ensureDeferred(self.network.stop())
+
+        d.addBoth(stop_network)
         d.addBoth(unmount)
         d.addBoth(remove_cgroups)
         d.addBoth(close_registry)

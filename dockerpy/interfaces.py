@@ -117,9 +117,10 @@ class IRuntime(Interface):
         in the running container, in the foreground as a child of the daemon.
 
         ``protocol`` gets the process's stdout/stderr (merged on fd 1 with
-        ``tty``, the runtime then running on a pty whose master is
-        ``protocol.transport.fileno()``) and its exit status (the
-        process's); ``stdin`` as for :meth:`run`.
+        ``tty``: the terminal's master comes from the runtime's console
+        socket, see :mod:`dockerpy.runtime.console`, and
+        ``console.resize(protocol.transport, h, w)`` sizes it) and its exit
+        status (the process's); ``stdin`` as for :meth:`run`.
 
         :return: Deferred firing with the process's host pid once it runs,
             or failing with the runtime's message worded as Docker's

@@ -42,16 +42,28 @@ class Options(usage.Options):
         ["tlskey", None, None, "Path to TLS key file"],
         ["group", "G", "docker", "Group for the unix socket"],
         ["cgroup-parent", None, None, "Parent cgroup for all containers"],
+        ["registry-certs-dir", None, "/etc/docker/certs.d",
+         "Per-registry CAs and client certificates (<dir>/<host:port>/)"],
+        ["bridge", "b", None, "Bridge of the default network (default dpy<daemon key>)"],
+        ["bip", None, None, "Bridge IP and prefix, e.g. 172.30.0.1/16 (default: a free pool)"],
+        ["iptables", None, "true",
+         "Program NAT and published ports in our own nftables table (false: leave the "
+         "host firewall alone)"],
     ]
 
     def __init__(self):
         super().__init__()
         self["hosts"] = []
         self["insecure-registries"] = []
+        self["registry-mirrors"] = []
 
     def opt_insecure_registry(self, value: str) -> None:
         """Registry (host:port or CIDR) to use over plain HTTP; repeatable"""
         self["insecure-registries"].append(value)
+
+    def opt_registry_mirror(self, value: str) -> None:
+        """Registry mirror URL, tried first for every pull; repeatable"""
+        self["registry-mirrors"].append(value)
 
     def opt_host(self, value: str) -> None:
         """Daemon socket(s) to connect to (unix:///path, tcp://addr:port); repeatable"""
@@ -67,10 +79,11 @@ _FLAG_FIELDS = {
     "data-root": "data_root", "exec-root": "exec_root", "storage-driver": "storage_driver",
     "default-runtime": "default_runtime", "log-level": "log_level", "tlscacert": "tlscacert",
     "tlscert": "tlscert", "tlskey": "tlskey", "group": "group", "cgroup-parent": "cgroup_parent",
+    "bridge": "bridge", "bip": "bip", "iptables": "iptables",
 }
 
 
-_SHORT_FLAGS = {"s": "storage-driver", "l": "log-level", "G": "group"}
+_SHORT_FLAGS = {"s": "storage-driver", "l": "log-level", "G": "group", "b": "bridge"}
 
 
 def _explicit_flags(argv: list[str]) -> set[str]:
@@ -85,6 +98,8 @@ def _explicit_flags(argv: list[str]) -> set[str]:
             explicit.add("hosts")
         elif name == "insecure-registry":
             explicit.add("insecure_registries")
+        elif name == "registry-mirror":
+            explicit.add("registry_mirrors")
         elif name in _FLAG_FIELDS:
             explicit.add(_FLAG_FIELDS[name])
         elif name in ("tls", "tlsverify"):
@@ -111,6 +126,11 @@ def build_config(options: Options, argv: list[str] | None = None) -> cfg.DaemonC
         group=options["group"],
         cgroup_parent=options["cgroup-parent"],
         insecure_registries=list(options["insecure-registries"]),
+        registry_mirrors=list(options["registry-mirrors"]),
+        registry_certs_dir=os.path.abspath(options["registry-certs-dir"]),
+        bridge=options["bridge"],
+        bip=options["bip"],
+        iptables=_parse_bool("iptables", options["iptables"]),
     )
     if options["config-file"]:
         try:
@@ -120,6 +140,17 @@ def build_config(options: Options, argv: list[str] | None = None) -> cfg.DaemonC
             raise usage.UsageError(e.message) from None
     if not conf.hosts:
         conf.hosts = [cfg.DEFAULT_HOST]
+    if not isinstance(conf.iptables, bool):  # from daemon.json
+        conf.iptables = _parse_bool("iptables", str(conf.iptables))
+    if conf.bridge and len(conf.bridge.encode()) > 15:
+        raise usage.UsageError(f"invalid --bridge: {conf.bridge}: at most 15 bytes")
+    if conf.bip:
+        from dockerpy.network.ipam import parse_bip
+
+        try:
+            parse_bip(conf.bip)
+        except errors.DockerError as e:
+            raise usage.UsageError(e.message) from None
     if conf.storage_driver not in ("overlay2", "vfs"):
         raise usage.UsageError(f"unknown storage driver: {conf.storage_driver}")
     if conf.default_runtime not in (None, "crun", "runc"):
@@ -138,6 +169,15 @@ def build_config(options: Options, argv: list[str] | None = None) -> cfg.DaemonC
                 f"refusing to serve {host} without TLS: use --tlsverify with --tlscacert, "
                 "--tlscert and --tlskey (or --insecure-tcp-without-tls if you really mean it)")
     return conf
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "t", "yes"):
+        return True
+    if text in ("0", "false", "f", "no"):
+        return False
+    raise usage.UsageError(f"invalid boolean value {value!r} for --{name}")
 
 
 def parse_host(host: str) -> tuple[str, str, int]:

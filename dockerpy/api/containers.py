@@ -72,7 +72,9 @@ def _status_text(rec, now: float) -> str:
     return st.status.capitalize()
 
 
-def _network_settings(rec) -> dict:
+def _network_settings(rec, daemon=None) -> dict:
+    if getattr(daemon, "network", None) is not None:
+        return daemon.network.container_networks(rec.id, rec.host_config)
     mode = rec.host_config.get("NetworkMode") or "default"
     networks = {}
     if mode in ("host", "none"):
@@ -126,6 +128,9 @@ def inspect_view(rec, daemon, version: tuple[int, int], size: int | None = None)
             "Networks": _network_settings(rec),
         },
     }
+    if getattr(daemon, "network", None) is not None:
+        out["NetworkSettings"].update(
+            daemon.network.settings_view(rec.id, rec.config, rec.host_config))
     if size is not None:
         out["SizeRw"] = size
         out["SizeRootFs"] = _size_root_fs(daemon, rec, size)
@@ -159,12 +164,13 @@ def list_view(rec, daemon, now: float, size: int | None) -> dict:
         "ImageID": rec.image,
         "Command": _command_text(rec),
         "Created": int(parse_rfc3339(rec.created)),
-        "Ports": [],
+        "Ports": (daemon.network.list_ports(rec.id, rec.config)
+                  if getattr(daemon, "network", None) is not None else []),
         "Labels": rec.config.get("Labels") or {},
         "State": rec.state.status,
         "Status": _status_text(rec, now),
         "HostConfig": {"NetworkMode": mode},
-        "NetworkSettings": {"Networks": _network_settings(rec)},
+        "NetworkSettings": {"Networks": _network_settings(rec, daemon)},
         "Mounts": mount_points_view(rec.mounts),
     }
     if size is not None:
@@ -384,7 +390,10 @@ def install(app: Klein, daemon=None) -> None:
 
     @app.route("/containers/<string:cid>/resize", methods=["POST"])
     def post_containers_resize(request, cid):
-        svc().get(cid)
+        height, width = query_int(request, "h", 0), query_int(request, "w", 0)
+        if height is None or width is None or height < 0 or width < 0:
+            raise errors.InvalidParameter("invalid resize dimensions")
+        svc().resize(cid, height, width)
         request.setResponseCode(200)
         return b""
 

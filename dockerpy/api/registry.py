@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from dockerpy import errors
 from dockerpy.api.app import query, read_json, write_json
 from dockerpy.registry.auth import auth_from_dict, decode_auth_header
+from dockerpy.registry.tls import DEFAULT_CERTS_DIR
 
 log = Logger()
 
@@ -43,7 +44,9 @@ def registry_service(daemon):
         service = RegistryService(
             daemon.reactor, daemon.in_thread, daemon.images,
             os.path.join(daemon.conf.data_root, "registry"),
-            insecure=tuple(getattr(daemon.conf, "insecure_registries", None) or ()))
+            insecure=tuple(getattr(daemon.conf, "insecure_registries", None) or ()),
+            mirrors=tuple(getattr(daemon.conf, "registry_mirrors", None) or ()),
+            certs_dir=getattr(daemon.conf, "registry_certs_dir", None) or DEFAULT_CERTS_DIR)
         _services[daemon] = service
     return service
 

@@ -8,9 +8,12 @@ from functools import partial
 from dockerpy.api import containers, events, exec as exec_, images, system, volumes
 from dockerpy.api import registry
 from dockerpy.api import build
+from dockerpy.api import networks
+from dockerpy.api import stats
 from dockerpy.api.app import EngineSite, make_app, make_site
 
-ROUTE_MODULES = (system, containers, images, exec_, events, volumes, registry, build)
+ROUTE_MODULES = (system, containers, images, exec_, events, volumes, registry, build, networks,
+                 stats)
 
 
 def make_engine_app(daemon):

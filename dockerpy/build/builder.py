@@ -481,13 +481,15 @@ class Builder:
 
     async def _do_expose(self, st: _State, ins: Instruction) -> None:
         ports: list[str] = []
-        for v in ins.value:
+        # Docker's parser sorts the words as written, before expansion, and
+        # the history shows them so ("EXPOSE 53/udp 80 9000-9002").
+        for v in sorted(ins.value):
             ports.extend(expand_words(v, st.env(), self.escape))
         new = _expose(ports)
         exposed = dict(st.config.get("ExposedPorts") or {})
         exposed.update(new)
         st.config["ExposedPorts"] = exposed
-        await self._commit_meta(st, "EXPOSE " + " ".join(sorted(new)))
+        await self._commit_meta(st, "EXPOSE " + " ".join(ports))
 
     async def _do_user(self, st: _State, ins: Instruction) -> None:
         st.config["User"] = self._word(st, ins.value[0])
@@ -576,7 +578,7 @@ class Builder:
         retries_q = f"'{chr(r)}'" if 32 <= r < 127 and chr(r) not in "'\\" else f"'\\x{r:02x}'"
         shown = "&{" + go_quote_list(hc["Test"]) + " " + " ".join(
             go_quote(go_duration(hc.get(k, 0)))
-            for k in ("Interval", "Timeout", "StartPeriod", "StartInterval")) + \
+            for k in ("Interval", "Timeout", "StartPeriod")) + \
             f" {retries_q}}}"
         await self._commit_meta(st, "HEALTHCHECK " + shown)
 
@@ -605,7 +607,8 @@ class Builder:
             path = path[1:]
         st.config["WorkingDir"] = path
         comment = "WORKDIR " + path
-        cmd = st.shell() + ["#(nop) ", comment]
+        # One word, unlike the metadata steps: "#(nop) WORKDIR /w" (one space).
+        cmd = st.shell() + ["#(nop) " + comment]
         created_by = " ".join(cmd)
         key = step_key(st.image_id, created_by, self._args_used(st))
         if await self._try_cache(st, key):
@@ -812,7 +815,9 @@ class Builder:
 
         entries, archives, digest, kind = await with_source(plan)
         chown_spec = ins.flag("chown")
-        created_by_comment = f"{name} {kind}:{digest} in {dest} "
+        # Docker writes the --chown flag glued to the source kind ("--chown=1:2file:...").
+        chown_comment = f"--chown={chown_spec}" if chown_spec else ""
+        created_by_comment = f"{name} {chown_comment}{kind}:{digest} in {dest} "
         cmd = st.shell() + ["#(nop) " + created_by_comment]
         created_by = " ".join(cmd)
         key = step_key(st.image_id, created_by, self._args_used(st), digest,
@@ -884,6 +889,22 @@ class Builder:
                 host = ctx.resolve_in_root(root, e.arcname)
                 if os.path.isdir(host):
                     skip.add(e.arcname)
+        if owner is not None:
+            # Docker creates missing parents of the destination owned by --chown
+            # (idtools.MkdirAllAndChownNew); the tar alone would make them root's.
+            made: set[str] = set()
+            for e in entries:
+                parts = e.arcname.split("/")[:-1]
+                for i in range(1, len(parts) + 1):
+                    parent = "/".join(parts[:i])
+                    if not parent or parent in made:
+                        continue
+                    made.add(parent)
+                    host = ctx.resolve_in_root(root, parent)
+                    if not os.path.lexists(host):
+                        os.mkdir(host, 0o755)
+                        os.chmod(host, 0o755)
+                        os.lchown(host, *owner)
         with tempfile.TemporaryFile() as tmp:
             ctx.write_entries_tar(entries, tmp, owner, chmod, skip)
             tmp.seek(0)

@@ -235,8 +235,9 @@ def _entries_of(source: Source, target: str, root: str,
         st = os.stat(source.path)
         out.append(Entry(target, source.path, "file", stat.S_IMODE(st.st_mode)))
         return out
-    st = os.stat(source.path)
-    out.append(Entry(target, source.path, "dir", stat.S_IMODE(st.st_mode)))
+    # Docker makes the destination directory itself 0755 (the source
+    # directory's own mode is not copied, only its contents').
+    out.append(Entry(target, source.path, "dir", 0o755))
     base_rel = "" if source.rel == "." else source.rel
     stack = [(source.path, target, base_rel)]
     while stack:

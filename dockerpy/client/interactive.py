@@ -216,3 +216,107 @@ def events(cli: Cli, name: str, argv: list[str]) -> int:
     finally:
         resp.close()
     return 0
+
+
+# -- stats ------------------------------------------------------------------
+
+STATS_TABLE = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t"
+               "{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}")
+_STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME",
+                  "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
+                  "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
+
+
+def stats_row(doc: dict[str, Any], container: str) -> dict[str, str]:
+    """The docker CLI's columns for one stats document (``cli/command/
+    container/stats_helpers.go``: CPU % from the pair of samples, memory
+    without the inactive page cache)."""
+    from dockerpy.client.format import bytes_size, human_size
+
+    cpu, pre = doc.get("cpu_stats") or {}, doc.get("precpu_stats") or {}
+    cpu_delta = ((cpu.get("cpu_usage") or {}).get("total_usage", 0)
+                 - (pre.get("cpu_usage") or {}).get("total_usage", 0))
+    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    cpus = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage")
+                                         or []) or 1
+    cpu_percent = cpu_delta / system_delta * cpus * 100.0 \
+        if system_delta > 0 and cpu_delta > 0 else 0.0
+    mem = doc.get("memory_stats") or {}
+    extra = mem.get("stats") or {}
+    usage = mem.get("usage", 0)
+    for key in ("total_inactive_file", "inactive_file"):
+        if key in extra and extra[key] < usage:
+            usage -= extra[key]
+            break
+    limit = mem.get("limit", 0)
+    rx = sum(n.get("rx_bytes", 0) for n in (doc.get("networks") or {}).values())
+    tx = sum(n.get("tx_bytes", 0) for n in (doc.get("networks") or {}).values())
+    read = write = 0
+    for entry in (doc.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []:
+        op = str(entry.get("op", "")).lower()
+        if op == "read":
+            read += entry.get("value", 0)
+        elif op == "write":
+            write += entry.get("value", 0)
+    running = doc.get("read") != "0001-01-01T00:00:00Z"
+    return {
+        "ID": doc.get("id", "")[:12], "Container": container,
+        "Name": (doc.get("name") or "").lstrip("/"),
+        "CPUPerc": f"{cpu_percent:.2f}%" if running else "--",
+        "MemUsage": f"{bytes_size(usage)} / {bytes_size(limit)}" if running else "-- / --",
+        "MemPerc": f"{(usage / limit * 100.0) if limit else 0.0:.2f}%" if running else "--",
+        "NetIO": f"{human_size(rx)} / {human_size(tx)}" if running else "--",
+        "BlockIO": f"{human_size(read)} / {human_size(write)}" if running else "--",
+        "PIDs": str((doc.get("pids_stats") or {}).get("current", 0)) if running else "--",
+    }
+
+
+def stats(cli: Cli, name: str, argv: list[str]) -> int:
+    from dockerpy.client.format import tabwrite
+    from dockerpy.client.transport import APIError
+
+    p = Parser(name, "[OPTIONS] [CONTAINER...]",
+               "Display a live stream of container(s) resource usage statistics")
+    p.add("-a", "--all", kind="bool", help="Show all containers (default shows just running)")
+    p.add("--format", help="Format output using a custom template")
+    p.add("--no-stream", kind="bool", help="Disable streaming stats and only pull the first "
+          "result")
+    p.add("--no-trunc", kind="bool", help="Do not truncate output")
+    p.positional("containers", nargs="*")
+    ns = p.parse(cli, argv)
+    targets = list(ns.containers)
+    if not targets:
+        query = {"all": "1"} if ns.all else None
+        targets = [c["Id"] for c in cli.client.get_json("/containers/json", query)]
+    fmt = ns.format or STATS_TABLE
+    table = fmt.startswith("table")
+    body = fmt[len("table"):].lstrip() if table else fmt
+    tmpl = template_or_fail(body) if fmt != "json" else None
+
+    def frame() -> str:
+        lines = []
+        if table:
+            header = re.sub(r"\{\{\s*\.(\w+)\s*\}\}",
+                            lambda m: _STATS_HEADERS.get(m.group(1), m.group(1).upper()), body)
+            lines.append(header)
+        for target in targets:
+            try:
+                doc = cli.client.get_json(f"/containers/{target}/stats", {"stream": "0"})
+            except APIError as e:
+                raise StatusError(1, f"Error response from daemon: {e}")
+            row = stats_row(doc, target)
+            if ns.no_trunc:
+                row["ID"] = doc.get("id", "")
+            lines.append(json.dumps(row) if tmpl is None else render(tmpl, row))
+        text = "\n".join(lines)
+        return tabwrite(text + "\n").rstrip("\n") if table else text
+
+    if ns.no_stream:
+        cli.out(frame())
+        return 0
+    try:
+        while True:
+            text = frame()
+            cli.out("\033[2J\033[H" + text)
+    except KeyboardInterrupt:
+        return 0

@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pause": ("interactive", "pause"),
     "unpause": ("interactive", "unpause"),
     "events": ("interactive", "events"),
+    "stats": ("interactive", "stats"),
     "pull": ("registry", "pull"),
     "push": ("registry", "push"),
     "login": ("registry", "login"),
@@ -63,7 +64,7 @@ MANAGEMENT: dict[str, dict[str, str | tuple[str, str]]] = {
         "export": "export", "rename": "rename", "cp": "cp", "logs": "logs",
         "commit": "commit", "inspect": ("containers", "inspect"),
         "prune": ("containers", "prune"),
-        "exec": "exec", "pause": "pause", "unpause": "unpause",
+        "exec": "exec", "pause": "pause", "unpause": "unpause", "stats": "stats",
     },
     "image": {
         "ls": "images", "list": "images", "import": "import", "load": "load", "build": "build",

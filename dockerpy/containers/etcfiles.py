@@ -2,8 +2,8 @@
 """The files we manage inside every container: /etc/hostname, /etc/hosts,
 /etc/resolv.conf, written in the container's directory and bind-mounted.
 
-Until the bridge network lands, a container has loopback only: /etc/hosts
-maps localhost, and resolv.conf is the host's minus loopback resolvers
+/etc/hosts maps localhost and, on the bridge network, the container's own
+address to its hostname; resolv.conf is the host's minus loopback resolvers
 (which a container in its own network namespace cannot reach).
 """
 
@@ -71,11 +71,17 @@ def _read(path: str) -> str:
 
 
 def write(cdir: str, hostname: str, domainname: str, host_network: bool, extra_hosts: list[str],
-          dns: list[str], dns_search: list[str], dns_options: list[str]) -> list[dict]:
-    """Write the files (blocking, small) and return the OCI mounts for them."""
+          dns: list[str], dns_search: list[str], dns_options: list[str],
+          address: str | None = None) -> list[dict]:
+    """Write the files (blocking, small) and return the OCI mounts for them.
+
+    :param address: the container's IP on the bridge, mapped to its hostname
+        in /etc/hosts as Docker does.
+    """
     files = {
         "hostname": hostname + "\n",
         "hosts": (_read("/etc/hosts") if host_network else hosts(hostname, [])) +
+                 (f"{address}\t{hostname}\n" if address and not host_network else "") +
                  "".join(f"{ip}\t{name}\n" for name, _, ip in
                          (e.partition(":") for e in extra_hosts) if ip),
         "resolv.conf": (_read("/etc/resolv.conf") if host_network and not dns else

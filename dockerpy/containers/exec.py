@@ -11,12 +11,9 @@ liveness, runtimes, the mounted root) and never changes a container.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
 import shutil
-import struct
-import termios
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -300,12 +297,12 @@ class ExecService:
             raise errors.Conflict(f"Exec {exec_id} is not running")
         if not session.tty:
             return
-        transport = getattr(session.process, "transport", None)
-        fileno = getattr(transport, "fileno", None)
-        if fileno is None:
-            return
+        from dockerpy.runtime.console import resize
+
         try:
-            fcntl.ioctl(fileno(), termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+            # Queued by the console if the runtime has not handed over the
+            # terminal yet (a resize right after start).
+            resize(getattr(session.process, "transport", None), height, width)
         except OSError as e:
             raise errors.SystemError_(f"cannot resize exec {exec_id}: {e}") from e
 

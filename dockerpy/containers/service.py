@@ -160,6 +160,8 @@ class ContainerService:
         self.exec_root = exec_root
         self.cgroup_parent = cgroup_parent
         self._events = events
+        # dockerpy.network.service.NetworkService; None: no bridge (unit tests).
+        self.network = None
         self._by_id: dict[str, ContainerRecord] = {}
         self._names: dict[str, str] = {}
         self._live: dict[str, ContainerProcess] = {}
@@ -345,6 +347,8 @@ class ContainerService:
         rootfs = await self._in_thread(self.driver.mount, rec.layer_id)
         writer = None
         try:
+            if self.network is not None:
+                await self.network.attach(rec.id, rec.config, rec.host_config)
             await self._in_thread(self._prepare_bundle, rec, rootfs, bundle)
             writer = JSONFileWriter(self.records.log_path(rec.id), self._reactor)
             proc = ContainerProcess(writer)
@@ -385,17 +389,21 @@ class ContainerService:
     def _prepare_bundle(self, rec: ContainerRecord, rootfs: str, bundle: str) -> None:
         """Thread: resolve the user in the image, write /etc files and config.json."""
         from dockerpy.runtime.cgroups import default_cgroupns_mode
-        from dockerpy.runtime.spec import SpecInput, build_spec
+        from dockerpy.runtime.spec import SpecInput, build_spec, find_init
         from dockerpy.runtime.users import resolve_user
 
         cfg, hc = rec.config, rec.host_config
         uid, gid, groups = resolve_user(rootfs, cfg.get("User") or "")
         cdir = self.records.dir(rec.id)
         network = "host" if hc.get("NetworkMode") == "host" else None
+        endpoint = self.network.endpoint(rec.id) if self.network is not None else None
+        if endpoint is not None:
+            network = endpoint.netns
         etc_mounts = etcfiles.write(cdir, cfg.get("Hostname") or rec.id[:12],
                                     cfg.get("Domainname") or "", network == "host",
                                     hc.get("ExtraHosts") or [], hc.get("Dns") or [],
-                                    hc.get("DnsSearch") or [], hc.get("DnsOptions") or [])
+                                    hc.get("DnsSearch") or [], hc.get("DnsOptions") or [],
+                                    address=endpoint.address if endpoint else None)
         workdir = cfg.get("WorkingDir") or "/"
         if workdir != "/":
             _ensure_workdir(rootfs, workdir, uid, gid)
@@ -424,6 +432,7 @@ class ContainerService:
             cap_drop=hc.get("CapDrop") or [],
             privileged=bool(hc.get("Privileged")),
             shm_size=hc.get("ShmSize") or 64 * 1024 * 1024,
+            init_path=find_init() if hc.get("Init") else None,
         ))
         os.makedirs(bundle, exist_ok=True)
         try:
@@ -445,6 +454,11 @@ class ContainerService:
             await self._in_thread(self._unmount_and_clear, rec, bundle)
         except Exception:
             log.failure("unmount of {cid} failed", cid=rec.id)
+        if self.network is not None:
+            try:
+                await self.network.detach(rec.id)
+            except Exception:
+                log.failure("network cleanup of {cid} failed", cid=rec.id)
 
     def _unmount_and_clear(self, rec: ContainerRecord, bundle: str) -> None:
         if rec.mounts:
@@ -552,6 +566,20 @@ class ContainerService:
         rec.state.status, rec.state.paused = "paused", True
         self.records.save(rec)
         self._emit("pause", rec)
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        """``POST /containers/{id}/resize``: the window size of the container's
+        terminal (nothing for a container without one)."""
+        from dockerpy.runtime.console import resize
+
+        rec = self.get(ref)
+        proc = self._live.get(rec.id)
+        if proc is None:
+            raise errors.Conflict(f"Container {rec.id} is not running")
+        try:
+            resize(proc.transport, height, width)
+        except OSError as e:
+            raise errors.SystemError_(f"cannot resize container {rec.id}: {e}") from e
 
     async def unpause(self, ref: str) -> None:
         rec = self.get(ref)

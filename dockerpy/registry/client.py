@@ -18,10 +18,16 @@ from typing import Any, Callable
 from urllib.parse import urlencode, urljoin
 
 import treq
-from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLookupError
+from twisted.internet.defer import CancelledError
+from twisted.internet.error import (ConnectError, ConnectionLost, ConnectionRefusedError,
+                                     DNSLookupError)
 
 from dockerpy.errors import DockerError, Forbidden, NotFound, SystemError_
 from dockerpy.registry.auth import AuthConfig, Challenge, parse_challenges
+from dockerpy.registry.tls import tls_reason
+
+
+PROBE_TIMEOUT = 10.0
 
 
 class Unauthorized(DockerError):
@@ -39,20 +45,22 @@ class RegistryError(SystemError_):
         self.http_status = status
 
 
-def is_insecure(host: str, configured: tuple[str, ...] | list[str] = ()) -> bool:
+def is_insecure(host: str, configured: tuple[str, ...] | list[str] = (),
+                loopback: bool = True) -> bool:
     """Plain HTTP for loopback (Docker's default insecure 127.0.0.0/8) and the
-    configured registries (``host:port`` names or CIDRs)."""
+    configured registries (``host:port`` names or CIDRs).  ``loopback=False``
+    drops the loopback default (only tests want a verified loopback registry)."""
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     name = name.strip("[]")
     if host in configured or name in configured:
         return True
-    if name == "localhost":
+    if name == "localhost" and loopback:
         return True
     try:
         addr = ipaddress.ip_address(name)
     except ValueError:
         return False
-    if addr.is_loopback:
+    if addr.is_loopback and loopback:
         return True
     for entry in configured:
         try:
@@ -64,11 +72,21 @@ def is_insecure(host: str, configured: tuple[str, ...] | list[str] = ()) -> bool
 
 
 def endpoint_for(host: str, insecure: tuple[str, ...] | list[str] = ()) -> str:
-    """The base URL of a registry host (``docker.io`` -> its API host)."""
+    """The base URL a registry host ends up on when HTTPS is not offered
+    (``docker.io`` -> its API host): the last of ``endpoints_for``."""
+    return endpoints_for(host, insecure)[-1]
+
+
+def endpoints_for(host: str, insecure: tuple[str, ...] | list[str] = (),
+                  loopback: bool = True) -> list[str]:
+    """The base URLs to try, in order.  Docker tries HTTPS first for an
+    insecure registry (without verification) and falls back to plain HTTP;
+    a secure one is HTTPS only."""
     if host == "docker.io":
-        return "https://registry-1.docker.io"
-    scheme = "http" if is_insecure(host, insecure) else "https"
-    return f"{scheme}://{host}"
+        return ["https://registry-1.docker.io"]
+    if is_insecure(host, insecure, loopback):
+        return [f"https://{host}", f"http://{host}"]
+    return [f"https://{host}"]
 
 
 def error_message(body: bytes) -> tuple[str, str]:
@@ -91,6 +109,11 @@ def error_message(body: bytes) -> tuple[str, str]:
     return "; ".join(parts), first
 
 
+class ConnectFailed(SystemError_):
+    """No answer from an endpoint (refused, unresolvable, TLS failure): the
+    next endpoint of the registry may be tried."""
+
+
 def _connect_error(method: str, url: str, host: str, e: Exception) -> DockerError:
     verb = method.capitalize()
     if isinstance(e, ConnectionRefusedError):
@@ -99,7 +122,7 @@ def _connect_error(method: str, url: str, host: str, e: Exception) -> DockerErro
         why = f"dial tcp: lookup {host.rsplit(':', 1)[0]}: no such host"
     else:
         why = str(e) or e.__class__.__name__
-    return SystemError_(f'{verb} "{url}": {why}')
+    return ConnectFailed(f'{verb} "{url}": {why}')
 
 
 class Repository:
@@ -111,10 +134,16 @@ class Repository:
     :param actions: token scope actions (``["pull"]`` or ``["pull", "push"]``).
     """
 
-    def __init__(self, http, base: str, host: str, path: str, auth: AuthConfig,
-                 actions: list[str]):
+    def __init__(self, http, base: str | list[str], host: str, path: str, auth: AuthConfig,
+                 actions: list[str], on_base: Callable[[str], None] | None = None,
+                 reactor=None):
         self.http = http
-        self.base = base
+        self.reactor = reactor  # for timeouts only
+        # Several bases: tried in order by ``ping`` (HTTPS, then HTTP for an
+        # insecure registry); the first that answers is kept.
+        self.bases = [base] if isinstance(base, str) else list(base)
+        self.base = self.bases[0]
+        self._on_base = on_base
         self.host = host
         self.path = path
         self.auth = auth
@@ -125,21 +154,53 @@ class Repository:
     # -- auth ------------------------------------------------------------------
 
     async def _raw(self, method: str, url: str, headers: dict | None = None, data: Any = None,
-                   redirects: bool = True):
+                   redirects: bool = True, timeout: float | None = None):
+        kwargs = {}
+        if timeout is not None and self.reactor is not None:
+            kwargs = {"timeout": timeout, "reactor": self.reactor}
         try:
             return await self.http.request(method, url, headers=headers or {}, data=data,
-                                           unbuffered=True, allow_redirects=redirects)
+                                           unbuffered=True, allow_redirects=redirects,
+                                           **kwargs)
+        except CancelledError:
+            raise ConnectFailed(f'{method.capitalize()} "{url}": net/http: TLS handshake '
+                                "timeout") from None
         except (ConnectError, DNSLookupError) as e:
             raise _connect_error(method, url, self.host, e) from None
         except Exception as e:  # TLS failures, resets: say which host and why
             if isinstance(e, DockerError):
                 raise
-            raise SystemError_(f'{method.capitalize()} "{url}": {_reason(e)}') from None
+            tls = tls_reason(e)
+            if tls is not None:
+                raise ConnectFailed(f'{method.capitalize()} "{url}": {tls}') from None
+            raise ConnectFailed(f'{method.capitalize()} "{url}": {_reason(e)}') from None
 
     async def ping(self) -> list[Challenge]:
-        """``GET /v2/``: the challenges (empty when no auth is required)."""
+        """``GET /v2/``: the challenges (empty when no auth is required).
+
+        Tries each base in turn; an endpoint that cannot be reached (refused,
+        TLS failure) gives way to the next, and the last one's error is the
+        one reported, as with Docker.
+        """
+        for n, base in enumerate(self.bases):
+            last = n == len(self.bases) - 1
+            try:
+                # A server that is not TLS may never answer a handshake: give
+                # the probe Go's TLS handshake timeout when a fallback exists.
+                resp = await self._raw("GET", base + "/v2/",
+                                       timeout=None if last else PROBE_TIMEOUT)
+            except ConnectFailed:
+                if last:
+                    raise
+                continue
+            self.base = base
+            if self._on_base is not None:
+                self._on_base(base)
+            return await self._challenges(resp)
+        raise AssertionError("no endpoint")  # pragma: no cover
+
+    async def _challenges(self, resp) -> list[Challenge]:
         url = self.base + "/v2/"
-        resp = await self._raw("GET", url)
         await treq.content(resp)
         if resp.code == 401:
             challenges = []
@@ -243,6 +304,12 @@ class Repository:
 
 
 def _reason(e: Exception) -> str:
+    reasons = getattr(e, "reasons", None)
+    if reasons:
+        # ResponseNeverReceived/ResponseFailed: a list of Failures.
+        e = getattr(reasons[0], "value", reasons[0])
+        if isinstance(e, ConnectionLost):
+            return "EOF"
     text = str(e)
     if "SSL" in text or "certificate" in text.lower():
         return "tls: " + text
@@ -262,7 +329,8 @@ def make_http_client(reactor, tls_policy=None):
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool._factory = _QuietFactory
     pool.maxPersistentPerHost = 6
-    agent = Agent(reactor, contextFactory=tls_policy or BrowserLikePolicyForHTTPS(), pool=pool)
+    agent = Agent(reactor, contextFactory=tls_policy or BrowserLikePolicyForHTTPS(), pool=pool,
+                  connectTimeout=30)
     return treq.client.HTTPClient(agent), pool
 
 

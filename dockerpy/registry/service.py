@@ -2,11 +2,13 @@
 """Pull, push and login: the registry use-cases against the image store.
 
 ``RegistryService`` is what the API layer calls.  A pull resolves the
-manifest (choosing the platform from a list or index), downloads the config
-and the missing layers (three at a time, each hashed as it arrives and
-checked against its digest before anything is stored) into temporary files,
-then hands them to ``ImageStore.add_image``, which decompresses, checks diff
-ids and applies the layers in the thread pool, all or nothing.  A push
+manifest (from a mirror first, if any answers; choosing the platform from a
+list or index), starts the missing layers' downloads (three at a time
+daemon-wide, shared with concurrent pulls, resumable: see ``download``) and
+at once hands readers of them to ``ImageStore.add_image``, which
+decompresses, hashes and applies each layer while the next ones arrive, all
+or nothing; a reader gives end of file only once its blob matched its
+digest, so nothing unverified becomes a layer.  A push
 gzips each layer's stored tar (in the thread pool, digest computed while
 writing), uploads only the blobs the registry lacks, and puts a schema2
 manifest.
@@ -15,7 +17,8 @@ Progress is reported as Docker's JSON messages through a callable; the
 first message is sent only once the manifest is known, so early failures
 (unknown tag, denied) still become plain HTTP errors, as with Docker.
 
-Owns ``<data-root>/registry/tmp`` (download spool, emptied at start) and
+Owns ``<data-root>/registry/tmp`` (resumable partial downloads, see
+``download``; other leftovers removed at start) and
 ``<data-root>/registry/compressed.json`` (diff id -> digest and size of the
 gzip blob we pushed, so a later push can ask the registry before compressing).
 """
@@ -30,6 +33,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from typing import IO, Any, Callable
 
 import treq
@@ -37,6 +41,7 @@ from twisted.internet import defer
 from twisted.internet.task import Cooperator
 from twisted.web.client import FileBodyProducer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from dockerpy import atomic
 from dockerpy.errors import (Conflict, DockerError, Forbidden, InvalidParameter, NotFound,
@@ -46,8 +51,11 @@ from dockerpy.images.reference import Reference
 from dockerpy.images.store import chain_ids, host_architecture, sha256_digest
 from dockerpy.registry import manifest as mf
 from dockerpy.registry.auth import AuthConfig, registry_host
-from dockerpy.registry.client import (Progress, Repository, Unauthorized, endpoint_for,
-                                      make_http_client)
+from dockerpy.registry.client import (Progress, Repository, Unauthorized, endpoints_for,
+                                      is_insecure, make_http_client)
+from dockerpy.registry.download import (BlobDownload, BlobReader, clean_tmp, progress_bar,
+                                        short)
+from dockerpy.registry.tls import DEFAULT_CERTS_DIR, RegistryTLSPolicy
 
 log = Logger()
 
@@ -56,82 +64,6 @@ MAX_CONCURRENT_DOWNLOADS = 3
 MAX_CONCURRENT_UPLOADS = 5
 MAX_MANIFEST_SIZE = 4 << 20
 _PROGRESS_INTERVAL = 0.1
-
-
-def short(digest: str) -> str:
-    return digest.split(":", 1)[-1][:12]
-
-
-def progress_bar(current: int, total: int) -> str:
-    """The text bar Docker puts in ``progress`` (clients draw their own from
-    ``progressDetail``; this is for the ones that print the string)."""
-    def human(n: float) -> str:
-        for unit in ("B", "kB", "MB", "GB"):
-            if n < 1000 or unit == "GB":
-                return f"{n:.4g}{unit}" if unit != "B" else f"{int(n)}B"
-            n /= 1000
-        return str(n)
-    if total <= 0:
-        return human(current)
-    width = 50
-    filled = min(width, int(width * current / total))
-    arrow = "=" * max(filled - 1, 0) + (">" if filled < width else "=") if filled else ">"
-    return f"[{arrow:<{width}}] {human(current)}/{human(total)}"
-
-
-class _Spool:
-    """A temp file written in order from the reactor, hashed in the thread pool.
-
-    Chunks are batched to ~1 MiB so the pool is not asked once per TCP read.
-    """
-
-    def __init__(self, in_thread, directory: str):
-        self._in_thread = in_thread
-        fd, self.path = tempfile.mkstemp(prefix="blob-", dir=directory)
-        self._file = os.fdopen(fd, "wb")
-        self._hash = hashlib.sha256()
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._tail: defer.Deferred = defer.succeed(None)
-        self.size = 0
-
-    def _write(self, chunks: list[bytes]) -> None:
-        for c in chunks:
-            self._hash.update(c)
-            self._file.write(c)
-
-    def _flush(self) -> None:
-        chunks, self._pending, self._pending_size = self._pending, [], 0
-        self._tail.addCallback(lambda _: self._in_thread(self._write, chunks))
-
-    def write(self, data: bytes) -> None:
-        self._pending.append(data)
-        self._pending_size += len(data)
-        self.size += len(data)
-        if self._pending_size >= CHUNK:
-            self._flush()
-
-    async def finish(self) -> str:
-        """Flush, close; :return: the digest of everything written."""
-        self._flush()
-        await self._tail
-
-        def close():
-            self._file.flush()
-            self._file.close()
-        await self._in_thread(close)
-        return "sha256:" + self._hash.hexdigest()
-
-    async def abort(self) -> None:
-        try:
-            await self._tail
-        except Exception:
-            pass
-        self._file.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
 
 class _ReportingReader:
@@ -210,24 +142,38 @@ class RegistryService:
     :param store: the ``ImageStore``.
     :param state_dir: ``<data-root>/registry``.
     :param http: a treq ``HTTPClient`` (default: one on ``reactor``).
-    :param insecure: registries (``host:port`` or CIDR) served over plain HTTP.
+    :param insecure: registries (``host:port`` or CIDR) that may be served
+        over plain HTTP or unverified TLS (loopback always may).
+    :param mirrors: registry mirror URLs tried first for every pull.
+    :param certs_dir: the certs.d root (per-registry CAs and client certs).
+    :param loopback_insecure: Docker's built-in insecure 127.0.0.0/8 and ::1
+        (False only in tests that need a verified registry on loopback).
     """
 
     def __init__(self, reactor, in_thread, store, state_dir: str, http=None,
-                 insecure: tuple[str, ...] | list[str] = ()):
+                 insecure: tuple[str, ...] | list[str] = (),
+                 mirrors: tuple[str, ...] | list[str] = (),
+                 certs_dir: str = DEFAULT_CERTS_DIR, loopback_insecure: bool = True):
         self.reactor = reactor
         self.in_thread = in_thread
         self.store = store
         self.state_dir = state_dir
         self.tmp = os.path.join(state_dir, "tmp")
-        if os.path.isdir(self.tmp):
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        os.makedirs(self.tmp, exist_ok=True)
+        clean_tmp(self.tmp)
+        self.insecure = tuple(insecure)
+        self.mirrors = tuple(mirrors)
+        self.loopback_insecure = loopback_insecure
+        self.certs_dir = certs_dir
         self._pool = None
         if http is None:
-            http, self._pool = make_http_client(reactor)
+            http, self._pool = make_http_client(
+                reactor, RegistryTLSPolicy(certs_dir, lambda h: is_insecure(
+                    h, self.insecure, self.loopback_insecure)))
         self.http = http
-        self.insecure = tuple(insecure)
+        self._blobs: dict[str, BlobDownload] = {}
+        self._download_sem = defer.DeferredSemaphore(MAX_CONCURRENT_DOWNLOADS)
+        # The scheme each insecure registry answered on (HTTPS tried first).
+        self._schemes: dict[str, str] = {}
         self._compressed_path = os.path.join(state_dir, "compressed.json")
         self._compressed_lock = threading.Lock()
         # FileBodyProducer's default cooperator would use the global reactor.
@@ -240,8 +186,19 @@ class RegistryService:
         return defer.succeed(None)
 
     def repository(self, ref: Reference, auth: AuthConfig, actions: list[str]) -> Repository:
-        return Repository(self.http, endpoint_for(ref.domain, self.insecure), ref.domain,
-                          ref.path, auth, actions)
+        return self._repository(ref.domain, ref.path, auth, actions)
+
+    def _repository(self, host: str, path: str, auth: AuthConfig,
+                    actions: list[str]) -> Repository:
+        bases = endpoints_for(host, self.insecure, self.loopback_insecure)
+        known = self._schemes.get(host)
+        if known is not None:
+            bases = [known] + [b for b in bases if b != known]
+
+        def remember(base: str) -> None:
+            if len(bases) > 1:
+                self._schemes[host] = base
+        return Repository(self.http, bases, host, path, auth, actions, remember, self.reactor)
 
     # -- manifests -------------------------------------------------------------------
 
@@ -301,12 +258,7 @@ class RegistryService:
                 ref = refs.with_tag(ref, tag)
         ref = refs.tag_name_only(ref)
         want = mf.parse_platform(platform, host_architecture())
-        repo = self.repository(ref, auth, ["pull"])
-        try:
-            await repo.authenticate()
-        except Unauthorized as e:
-            raise _pull_error(Forbidden(str(e.message)), ref) from None
-        top, manifest, _ = await self.resolve_manifest(repo, ref, want, bool(platform))
+        repo, top, manifest = await self._pull_source(ref, auth, want, bool(platform))
         config_desc, layers = mf.image_layers(manifest)
         # Docker names the repository by its path on the registry (no host).
         progress({"status": f"Pulling from {ref.path}",
@@ -343,10 +295,18 @@ class RegistryService:
             else:
                 progress({"status": "Pulling fs layer", "progressDetail": {},
                           "id": short(desc.digest)})
-        spools: dict[int, str] = {}
+        blobs: dict[int, BlobDownload] = {}
+        for i, have in enumerate(present):
+            if not have:
+                blobs[i] = self._acquire(repo, layers[i], progress)
+        for n, i in enumerate(blobs):
+            if n >= MAX_CONCURRENT_DOWNLOADS and not blobs[i].requests:
+                progress({"status": "Waiting", "progressDetail": {},
+                          "id": short(layers[i].digest)})
+        completed: set[int] = set()
         try:
-            await self._download_all(repo, layers, present, spools, progress)
-            openers = [self._opener(i, d, spools, progress) for i, d in enumerate(layers)]
+            openers = [self._opener(i, d, blobs, completed, progress)
+                       for i, d in enumerate(layers)]
             repo_digest: str | None = f"{ref.name}@{top['digest']}"
             try:
                 if self.store.resolve(repo_digest).id != image_id:
@@ -356,23 +316,140 @@ class RegistryService:
             except DockerError:
                 pass
             tag_ref = str(ref) if ref.tag is not None and ref.digest is None else None
-            image = await self.in_thread(self.store.add_image, config_bytes, openers,
-                                         ref=tag_ref, repo_digest=repo_digest)
+            # Extraction starts now and reads each layer as it arrives.  It runs
+            # on a thread of its own, not the pool: it blocks on the network, and
+            # the pool is what the downloads write through.
+            try:
+                image = await self._in_own_thread(self.store.add_image, config_bytes, openers,
+                                                  ref=tag_ref, repo_digest=repo_digest)
+            except BaseException:
+                # Corrupt bytes usually break the decompressor before the blob's
+                # end is reached: the digest mismatch is the real error.
+                last = max((i for i in blobs if blobs[i].requests), default=None)
+                for i in sorted(blobs):
+                    if i > (last if last is not None else -1):
+                        break
+                    try:
+                        await blobs[i].when_done()
+                    except DockerError as e:
+                        raise e from None
+                raise
         finally:
-            paths = list(spools.values())
-            await self.in_thread(_remove_all, paths)
+            await self._release(blobs, progress)
         for i, desc in enumerate(layers):
-            if i in spools:
+            if i in blobs and i not in completed:
                 progress({"status": "Pull complete", "progressDetail": {},
                           "id": short(desc.digest)})
         progress({"status": f"Digest: {top['digest']}"})
         shown = refs.familiar(ref)
-        if previous == image.id and not spools:
+        if previous == image.id and not blobs:
             status = f"Status: Image is up to date for {shown}"
         else:
             status = f"Status: Downloaded newer image for {shown}"
         progress({"status": status})
         return {"id": image_id, "status": status}
+
+    async def _pull_source(self, ref: Reference, auth: AuthConfig, want: mf.Platform,
+                           explicit: bool) -> tuple[Repository, dict, dict]:
+        """The repository to pull from and the resolved manifest: each mirror
+        first (anonymously: credentials are for the origin), then the origin.
+
+        :return: (repository, top descriptor, image manifest).
+        """
+        for mirror in self.mirrors:
+            repo = Repository(self.http, mirror.rstrip("/"), registry_host(mirror), ref.path,
+                              AuthConfig(), ["pull"], reactor=self.reactor)
+            try:
+                await repo.authenticate()
+                top, manifest, _ = await self.resolve_manifest(repo, ref, want, explicit)
+                return repo, top, manifest
+            except DockerError as e:
+                log.info("pull {ref} from mirror {mirror} failed, trying the next "
+                         "endpoint: {e}", ref=str(ref), mirror=mirror, e=e.message)
+        repo = self.repository(ref, auth, ["pull"])
+        try:
+            await repo.authenticate()
+        except Unauthorized as e:
+            raise _pull_error(Forbidden(str(e.message)), ref) from None
+        top, manifest, _ = await self.resolve_manifest(repo, ref, want, explicit)
+        return repo, top, manifest
+
+    def _in_own_thread(self, f, *args, **kwargs) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+        call = self.reactor.callFromThread
+
+        def run() -> None:
+            try:
+                result = f(*args, **kwargs)
+            except BaseException:
+                call(d.errback, Failure())
+            else:
+                call(d.callback, result)
+        threading.Thread(target=run, name="pull-extract", daemon=True).start()
+        return d
+
+    def _acquire(self, repo: Repository, desc: mf.Descriptor,
+                 progress: Progress) -> BlobDownload:
+        """The download of ``desc``: the running one if another pull started
+        it, else a new one (resuming any partial file), queued behind the
+        daemon-wide limit of concurrent downloads."""
+        blob = self._blobs.get(desc.digest)
+        if blob is None or blob.failed:
+            blob = BlobDownload(self.reactor, self.in_thread, self.tmp, desc.digest, desc.size)
+            self._blobs[desc.digest] = blob
+            self._download_sem.run(lambda: defer.ensureDeferred(blob.run(repo)))
+        blob.users += 1
+        blob.listeners.append(progress)
+        return blob
+
+    async def _release(self, blobs: dict[int, BlobDownload], progress: Progress) -> None:
+        """Detach this pull from its downloads; the last user of a verified
+        blob removes its file (a failed one stays, to be resumed)."""
+        done = []
+        for blob in blobs.values():
+            blob.users -= 1
+            if progress in blob.listeners:
+                blob.listeners.remove(progress)
+            if blob.users == 0:
+                if self._blobs.get(blob.digest) is blob:
+                    del self._blobs[blob.digest]
+                if blob.finished and not blob.failed:
+                    done.append(blob.path)
+                elif not blob.finished:
+                    # Nobody waits for it any more; it finishes into its partial
+                    # file, which the next pull resumes or start-up collects.
+                    blob.when_done().addErrback(lambda _: None)
+        if done:
+            await self.in_thread(_remove_all, done)
+
+    def _opener(self, i: int, desc: mf.Descriptor, blobs: dict[int, BlobDownload],
+                completed: set[int], progress: Progress) -> Callable[[], IO[bytes]]:
+        sid = short(desc.digest)
+        call = self.reactor.callFromThread
+
+        def open_layer() -> IO[bytes]:
+            # The store asks for layer i once every layer below it is in place.
+            for j in range(i):
+                if j in blobs and j not in completed:
+                    completed.add(j)
+                    call(progress, {"status": "Pull complete", "progressDetail": {},
+                                    "id": short(blobs[j].digest)})
+            blob = blobs.get(i)
+            if blob is None:
+                # The layer was present when we looked and collected since.
+                raise Conflict(f"layer {desc.digest} was removed during the pull; "
+                               "pull again")
+            last = [0.0]
+
+            def report(done: int) -> None:
+                now = time.monotonic()
+                if now - last[0] >= _PROGRESS_INTERVAL or done >= desc.size:
+                    last[0] = now
+                    call(progress, {"status": "Extracting",
+                                    "progressDetail": {"current": done, "total": desc.size},
+                                    "progress": progress_bar(done, desc.size), "id": sid})
+            return BlobReader(blob, report)
+        return open_layer
 
     def _has_layer(self, chain: str) -> bool:
         try:
@@ -389,81 +466,6 @@ class RegistryService:
         if sha256_digest(body) != desc.digest:
             raise InvalidParameter(f"image config verification failed for digest {desc.digest}")
         return body
-
-    async def _download_all(self, repo: Repository, layers: list[mf.Descriptor],
-                            present: list[bool], spools: dict[int, str],
-                            progress: Progress) -> None:
-        sem = defer.DeferredSemaphore(MAX_CONCURRENT_DOWNLOADS)
-        todo = [i for i, have in enumerate(present) if not have]
-        for n, i in enumerate(todo):
-            if n >= MAX_CONCURRENT_DOWNLOADS:
-                progress({"status": "Waiting", "progressDetail": {},
-                          "id": short(layers[i].digest)})
-
-        async def one(i: int) -> None:
-            spools[i] = await self._download(repo, layers[i], progress)
-
-        ds = [sem.run(lambda i=i: defer.ensureDeferred(one(i))) for i in todo]
-        results = await defer.DeferredList(ds, consumeErrors=True)
-        for ok, result in results:
-            if not ok:
-                result.raiseException()
-
-    async def _download(self, repo: Repository, desc: mf.Descriptor,
-                        progress: Progress) -> str:
-        """Download one blob to a temp file; :return: its path, digest verified."""
-        sid = short(desc.digest)
-        resp = await repo.request("GET", f"blobs/{desc.digest}")
-        if resp.code != 200:
-            raise await repo.error(resp, f"blob {desc.digest}")
-        spool = _Spool(self.in_thread, self.tmp)
-        last = [0.0]
-
-        def received(data: bytes) -> None:
-            spool.write(data)
-            now = self.reactor.seconds()
-            if now - last[0] >= _PROGRESS_INTERVAL:
-                last[0] = now
-                progress({"status": "Downloading",
-                          "progressDetail": {"current": spool.size, "total": desc.size},
-                          "progress": progress_bar(spool.size, desc.size), "id": sid})
-        try:
-            await treq.collect(resp, received)
-            progress({"status": "Verifying Checksum", "progressDetail": {}, "id": sid})
-            digest = await spool.finish()
-        except BaseException:
-            await spool.abort()
-            raise
-        if digest != desc.digest or (desc.size and spool.size != desc.size):
-            os.unlink(spool.path)
-            raise InvalidParameter(f"filesystem layer verification failed for digest "
-                                   f"{desc.digest}")
-        progress({"status": "Download complete", "progressDetail": {}, "id": sid})
-        return spool.path
-
-    def _opener(self, i: int, desc: mf.Descriptor, spools: dict[int, str],
-                progress: Progress) -> Callable[[], IO[bytes]]:
-        sid = short(desc.digest)
-
-        def open_layer() -> IO[bytes]:
-            path = spools.get(i)
-            if path is None:
-                # The layer was present when we looked and collected since.
-                raise Conflict(f"layer {desc.digest} was removed during the pull; "
-                                "pull again")
-            size = os.path.getsize(path)
-            last = [0.0]
-            call = self.reactor.callFromThread
-
-            def report(done: int) -> None:
-                now = self.reactor.seconds()
-                if now - last[0] >= _PROGRESS_INTERVAL or done >= size:
-                    last[0] = now
-                    call(progress, {"status": "Extracting",
-                                    "progressDetail": {"current": done, "total": size},
-                                    "progress": progress_bar(done, size), "id": sid})
-            return _ReportingReader(open(path, "rb"), report)
-        return open_layer
 
     # -- push ----------------------------------------------------------------------
 
@@ -633,10 +635,9 @@ class RegistryService:
         :raises Unauthorized: Docker's "login attempt ... failed" wording.
         """
         host = registry_host(auth.server_address)
-        base = endpoint_for(host, self.insecure)
-        repo = Repository(self.http, base, host, "", auth, [])
+        repo = self._repository(host, "", auth, [])
         challenges = await repo.ping()
-        url = base + "/v2/"
+        url = repo.base + "/v2/"
         bearer = [c for c in challenges if c.scheme == "bearer"]
         if bearer:
             try:

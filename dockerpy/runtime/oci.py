@@ -16,6 +16,7 @@ parents (:mod:`dockerpy.runtime.cgroups`).
 import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from typing import Any, Optional
@@ -31,7 +32,7 @@ from dockerpy import atomic
 from dockerpy.errors import (
     Conflict, DockerError, InvalidParameter, NotFound, SystemError_, Unavailable)
 from dockerpy.interfaces import IRuntime
-from dockerpy.runtime import cgroups
+from dockerpy.runtime import cgroups, console
 
 log = Logger()
 
@@ -423,9 +424,10 @@ class OCIRuntime:
 
         The runtime's own stderr is held back until the container started
         (it is the runtime's error text otherwise).  If the bundle's
-        ``process.terminal`` is true the runtime runs on a pty (Twisted's
-        ``usePTY``): output arrives merged on fd 1 and resizing is
-        ``TIOCSWINSZ`` on ``protocol.transport.fileno()``.
+        ``process.terminal`` is true the container gets a real terminal
+        through the runtime's console socket (:mod:`dockerpy.runtime.console`):
+        output arrives on fd 1, ``protocol.transport.resize(h, w)`` (or
+        ``TIOCSWINSZ`` on ``protocol.transport.fileno()``) resizes it.
 
         :return: Deferred firing with the container's host pid, or failing
             with :class:`StartError` (bad command, exit code 127/126) or
@@ -449,18 +451,19 @@ class OCIRuntime:
             "--log", os.path.join(bundle, RUNTIME_LOG), "--log-format", "json",
             "run", "--bundle", bundle, "--pid-file", pid_file, container_id]
         started: Deferred = Deferred()
+        if terminal:
+            return _spawn_with_console(
+                self, argv, "run", container_id, pid_file, protocol, started,
+                lambda inner: _StartWatcher(self, container_id, bundle, pid_file, inner,
+                                            started))
         watcher = _StartWatcher(self, container_id, bundle, pid_file, protocol, started)
         devnull = None
         try:
-            if terminal:
-                self.reactor.spawnProcess(watcher, self.path, argv, env=self.env,
-                                          usePTY=True)
-            else:
-                if not stdin:
-                    devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-                self.reactor.spawnProcess(
-                    watcher, self.path, argv, env=self.env,
-                    childFDs={0: "w" if stdin else devnull, 1: "r", 2: "r"})
+            if not stdin:
+                devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            self.reactor.spawnProcess(
+                watcher, self.path, argv, env=self.env,
+                childFDs={0: "w" if stdin else devnull, 1: "r", 2: "r"})
         except OSError as e:
             return fail(RuntimeStartError(f"cannot run {self.path}: {e}"))
         finally:
@@ -530,20 +533,52 @@ def _exec(runtime: "OCIRuntime", container_id: str, process_spec: dict,
         "--log", log_file, "--log-format", "json", "exec", "--process", process_file,
         "--pid-file", pid_file, container_id]
     started: Deferred = Deferred()
+    if tty:
+        return _spawn_with_console(
+            runtime, argv, "exec", container_id, pid_file, protocol, started,
+            lambda inner: _ExecWatcher(runtime, container_id, os.path.dirname(pid_file),
+                                       pid_file, inner, started))
     watcher = _ExecWatcher(runtime, container_id, os.path.dirname(pid_file), pid_file,
                            protocol, started)
     devnull = None
     try:
-        if tty:
-            runtime.reactor.spawnProcess(watcher, runtime.path, argv, env=runtime.env,
-                                         usePTY=True)
-        else:
-            if not stdin:
-                devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            runtime.reactor.spawnProcess(
-                watcher, runtime.path, argv, env=runtime.env,
-                childFDs={0: "w" if stdin else devnull, 1: "r", 2: "r"})
+        if not stdin:
+            devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        runtime.reactor.spawnProcess(
+            watcher, runtime.path, argv, env=runtime.env,
+            childFDs={0: "w" if stdin else devnull, 1: "r", 2: "r"})
     except OSError as e:
+        return fail(RuntimeStartError(f"cannot run {runtime.path}: {e}"))
+    finally:
+        if devnull is not None:
+            os.close(devnull)
+    return started
+
+
+def _spawn_with_console(runtime: "OCIRuntime", argv: list[str], verb: str, container_id: str,
+                        pid_file: str, protocol: ProcessProtocol, started: Deferred,
+                        make_watcher) -> Deferred:
+    """Run ``argv`` (a ``run`` or ``exec`` command line) detached, with its
+    terminal's master sent to us over a console socket, under the console
+    shim (see :mod:`dockerpy.runtime.console`).
+
+    :param verb: ``run`` or ``exec``: the options go after it.
+    :param make_watcher: builds the start watcher around the given protocol.
+    """
+    session = console.ConsoleSession(
+        runtime.reactor, console.socket_path(runtime.state_root, container_id), protocol)
+    at = argv.index(verb, 1) + 1
+    argv = argv[:at] + ["--detach", "--console-socket", session.path] + argv[at:]
+    watcher = make_watcher(session)
+    devnull = None
+    try:
+        session.listen()
+        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        runtime.reactor.spawnProcess(
+            watcher, sys.executable, console.shim_argv(pid_file, argv), env=runtime.env,
+            childFDs={0: devnull, 1: "r", 2: "r"})
+    except OSError as e:
+        session.close()
         return fail(RuntimeStartError(f"cannot run {runtime.path}: {e}"))
     finally:
         if devnull is not None:

@@ -288,6 +288,22 @@ class SpecInput:
 
 
 INIT_IN_CONTAINER = "/sbin/docker-init"
+#: The init of ``--init``, first found wins: a static tini runs in any image
+#: (busybox has no libc for the dynamic one).
+INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/bin/tini")
+
+
+def find_init(candidates: tuple[str, ...] = INIT_CANDIDATES) -> str:
+    """:return: the host path of the init for ``--init``.
+
+    :raises dockerpy.errors.SystemError_: none is installed (Docker's words).
+    """
+    from dockerpy.errors import SystemError_
+
+    for path in candidates:
+        if os.access(path, os.X_OK):
+            return path
+    raise SystemError_('exec: "docker-init": executable file not found in $PATH')
 
 
 def _sysctl_exists(name: str) -> bool:

@@ -180,6 +180,30 @@ class Daemon:
             self.proc.wait()
             self.proc = None
 
+    def _network_leaks(self) -> list[str]:
+        """The bridge, veths and nft table a stopped daemon must have removed
+        (named from its key: dockerpy.network), removed here if left."""
+        from dockerpy.config import DaemonConfig
+        from dockerpy.network.nft import table_name
+        from dockerpy.network.service import bridge_name_for
+
+        key = DaemonConfig(data_root=self.data_root).daemon_key
+        leaks = []
+        links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True,
+                               text=True).stdout
+        for line in links.splitlines():
+            name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+            if name == bridge_name_for(key) or name.startswith("v" + key[:6]):
+                leaks.append(f"link {name}")
+                subprocess.run(["ip", "link", "del", name], capture_output=True)
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True,
+                                text=True).stdout
+        if f" {table_name(key)}" in tables:
+            leaks.append(f"nft table {table_name(key)}")
+            subprocess.run(["nft", "delete", "table", "ip", table_name(key)],
+                           capture_output=True)
+        return leaks
+
     def destroy(self) -> list[str]:
         """Stop and remove everything; :return: what was left behind (leaks)."""
         self.stop()
@@ -200,6 +224,7 @@ class Daemon:
                 leaks.append(f"cgroup {mountpoint}/{parent}")
                 remove_cgroup_parent("/" + parent)
                 break
+        leaks += self._network_leaks()
         for m in sorted(self.mounts(), key=len, reverse=True):
             subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -104,8 +104,8 @@ CMD ["hello"]
                                           '/bin/sh -ec #(nop)  CMD ["hello"]'])
         self.assertIn("/bin/sh -c #(nop)  ENV A=7 B=two words", created_by)
         self.assertIn("/bin/sh -c #(nop)  ARG V=1", created_by)
-        self.assertIn("/bin/sh -c #(nop)  EXPOSE 53/udp 80/tcp", created_by)
-        self.assertIn("/bin/sh -c #(nop)  WORKDIR /w/sub", created_by)
+        self.assertIn("/bin/sh -c #(nop)  EXPOSE 53/udp 80", created_by)
+        self.assertIn("/bin/sh -c #(nop) WORKDIR /w/sub", created_by)
         r = self.daemon.cli("run", "--rm", "meta", check=True)
         self.assertEqual(r.stdout, b"hello\n")
         # The ONBUILD trigger runs in a child build.

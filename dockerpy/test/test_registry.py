@@ -158,6 +158,32 @@ class FakeRegistry:
         return self.blobs[digest]
 
 
+class PlainSite(Site):
+    """A plain-HTTP site that drops a TLS handshake at once, as Go's HTTP
+    server does (Twisted's would wait for a request line), so the client's
+    HTTPS probe of an insecure registry fails fast."""
+
+    def buildProtocol(self, addr):  # noqa: N802 (Twisted API)
+        proto = super().buildProtocol(addr)
+        original, make = proto.dataReceived, proto.makeConnection
+        state: dict = {"first": True}
+
+        def make_connection(transport) -> None:
+            state["transport"] = transport
+            make(transport)
+
+        def data_received(data: bytes) -> None:
+            if state["first"]:
+                state["first"] = False
+                if data[:1] == b"\x16":
+                    state["transport"].loseConnection()
+                    return
+            original(data)
+        proto.makeConnection = make_connection
+        proto.dataReceived = data_received
+        return proto
+
+
 class AuthHeaderTests(unittest.SynchronousTestCase):
     def test_urlsafe_unpadded_header_decodes(self):
         raw = json.dumps({"username": "u", "password": "p?>", "serveraddress": "h:5000"})
@@ -276,7 +302,7 @@ class PullTests(unittest.TestCase):
         self.messages: list[dict] = []
 
     def start(self, registry: FakeRegistry) -> str:
-        port = reactor.listenTCP(0, Site(registry.app.resource()), interface="127.0.0.1")
+        port = reactor.listenTCP(0, PlainSite(registry.app.resource()), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         registry.port = port.getHost().port
         self.service = RegistryService(reactor, deferToThread, self.store,
