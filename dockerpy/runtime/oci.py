@@ -457,19 +457,7 @@ class OCIRuntime:
                 lambda inner: _StartWatcher(self, container_id, bundle, pid_file, inner,
                                             started))
         watcher = _StartWatcher(self, container_id, bundle, pid_file, protocol, started)
-        devnull = None
-        try:
-            if not stdin:
-                devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            self.reactor.spawnProcess(
-                watcher, self.path, argv, env=self.env,
-                childFDs={0: "w" if stdin else devnull, 1: "r", 2: "r"})
-        except OSError as e:
-            return fail(RuntimeStartError(f"cannot run {self.path}: {e}"))
-        finally:
-            if devnull is not None:
-                os.close(devnull)
-        return started
+        return _spawn_piped(self, watcher, argv, stdin, started)
 
     def exec(self, container_id: str, process_spec: dict, protocol: ProcessProtocol,
              stdin: bool, pid_file: str, tty: bool = False) -> Deferred:
@@ -540,6 +528,12 @@ def _exec(runtime: "OCIRuntime", container_id: str, process_spec: dict,
                                        pid_file, inner, started))
     watcher = _ExecWatcher(runtime, container_id, os.path.dirname(pid_file), pid_file,
                            protocol, started)
+    return _spawn_piped(runtime, watcher, argv, stdin, started)
+
+
+def _spawn_piped(runtime: "OCIRuntime", watcher: ProcessProtocol, argv: list[str],
+                 stdin: bool, started: Deferred) -> Deferred:
+    """Spawn the runtime with piped stdout/stderr (and stdin, or /dev/null)."""
     devnull = None
     try:
         if not stdin:

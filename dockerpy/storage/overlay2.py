@@ -37,12 +37,11 @@ from typing import BinaryIO, Optional
 
 from zope.interface import implementer
 
-from dockerpy import atomic
+from dockerpy import atomic, syscalls
 from dockerpy.errors import Conflict, InvalidParameter, NotFound, SystemError_, Unavailable
 from dockerpy.interfaces import IStorageDriver
 from dockerpy.storage import layertar
 
-_MNT_DETACH = 2
 _MAX_DEPTH = 128
 _LAYER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Tried in order by the probe: Docker passes index=off; the others make sure
@@ -89,18 +88,6 @@ def _mount_overlay(libc: ctypes.CDLL, target: str, options: str) -> None:
         raise OSError(err, f"mount overlay on {target}: {os.strerror(err)}")
 
 
-def _umount(libc: ctypes.CDLL, target: str) -> None:
-    if libc.umount2(os.fsencode(target), 0) == 0:
-        return
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOENT):
-        return  # not mounted
-    if err == errno.EBUSY and libc.umount2(os.fsencode(target), _MNT_DETACH) == 0:
-        return
-    err = ctypes.get_errno()
-    raise OSError(err, f"unmount {target}: {os.strerror(err)}")
-
-
 def supported(home: str) -> Optional[str]:
     """Probe whether overlay mounts work under ``home``.
 
@@ -135,7 +122,7 @@ def _probe(home: str) -> str:
                 if not os.path.exists(os.path.join(merged, "probe")):
                     raise OSError(errno.EIO, "overlay mount shows no lower content")
             finally:
-                _umount(libc, merged)
+                syscalls.umount(merged)
             return extra
         assert last is not None
         raise last
@@ -221,7 +208,7 @@ class Overlay2Driver:
         # lower layers' content through it).
         for point, _ in reversed(mountinfo()):
             if point == real_path or point.startswith(real_path + "/"):
-                _umount(self._libc, point)
+                syscalls.umount(point)
 
     # -- IStorageDriver ---------------------------------------------------
 
@@ -342,7 +329,7 @@ class Overlay2Driver:
             self._refs.pop(layer_id, None)
             merged = os.path.join(path, "merged")
             if os.path.isdir(path) and self._lowers(layer_id) and self._mounted(merged):
-                _umount(self._libc, merged)
+                syscalls.umount(merged)
 
     def is_mounted(self, layer_id: str) -> bool:
         path = self._dir(layer_id)
@@ -393,7 +380,7 @@ class Overlay2Driver:
             for point, kind in reversed(mountinfo()):
                 if point.startswith(prefix) and (point.endswith("/merged") or
                                                  "/.probe-" in point):
-                    _umount(self._libc, point)
+                    syscalls.umount(point)
 
 
 def _is_whiteout(st: os.stat_result) -> bool:

@@ -13,8 +13,6 @@ mount counts, so threads can mount and unmount concurrently.
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import os
 import re
 import shutil
@@ -22,7 +20,7 @@ import threading
 
 from zope.interface import implementer
 
-from dockerpy import atomic, errors
+from dockerpy import atomic, errors, syscalls
 from dockerpy.interfaces import IVolumeDriver
 from dockerpy.timeutil import rfc3339
 
@@ -40,13 +38,6 @@ _MS = {
     "relatime": (1 << 21, True), "norelatime": (1 << 21, False),
     "strictatime": (1 << 24, True),
 }
-_MNT_DETACH = 2
-
-
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
 def parse_mount_options(o: str) -> tuple[int, str]:
     """``mount -o`` words -> (mount(2) flags, data string for the file system)."""
     flags, data = 0, []
@@ -59,25 +50,9 @@ def parse_mount_options(o: str) -> tuple[int, str]:
     return flags, ",".join(data)
 
 
-def sys_mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:
-    libc = _libc()
-    if libc.mount(os.fsencode(source), os.fsencode(target), os.fsencode(fstype) if fstype
-                  else None, ctypes.c_ulong(flags), os.fsencode(data) if data else None) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
-
-
-def sys_umount(target: str) -> None:
-    libc = _libc()
-    if libc.umount2(os.fsencode(target), 0) == 0:
-        return
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOENT):
-        return  # not mounted
-    if err == errno.EBUSY and libc.umount2(os.fsencode(target), _MNT_DETACH) == 0:
-        return
-    err = ctypes.get_errno()
-    raise OSError(err, f"unmount {target}: {os.strerror(err)}")
+# The mount calls live in dockerpy.syscalls (shared with the storage drivers).
+sys_mount = syscalls.mount
+sys_umount = syscalls.umount
 
 
 def is_mountpoint(path: str) -> bool:
