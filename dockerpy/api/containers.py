@@ -305,24 +305,12 @@ def install(app: Klein, daemon=None) -> None:
 
     @app.route("/containers/<string:cid>/start", methods=["POST"])
     async def post_containers_start(request, cid):
-        try:
-            await svc().start(cid)
-        except errors.NotModified:
-            request.setResponseCode(304)
-            return b""
-        request.setResponseCode(204)
-        return b""
+        return await _no_content(request, svc().start(cid))
 
     @app.route("/containers/<string:cid>/stop", methods=["POST"])
     async def post_containers_stop(request, cid):
-        t = query_int(request, "t")
-        try:
-            await svc().stop(cid, t, query(request, "signal"))
-        except errors.NotModified:
-            request.setResponseCode(304)
-            return b""
-        request.setResponseCode(204)
-        return b""
+        return await _no_content(request, svc().stop(cid, query_int(request, "t"),
+                                                    query(request, "signal")))
 
     @app.route("/containers/<string:cid>/restart", methods=["POST"])
     async def post_containers_restart(request, cid):
@@ -494,6 +482,18 @@ def install(app: Klein, daemon=None) -> None:
         await svc().with_rootfs(cid, lambda root: extract_into(root, path, body, no_overwrite))
         request.setResponseCode(200)
         return b""
+
+
+async def _no_content(request, work) -> bytes:
+    """204 when ``work`` did something, 304 when it was already so (start of a
+    running container, stop of a stopped one), as Docker answers."""
+    try:
+        await work
+    except errors.NotModified:
+        request.setResponseCode(304)
+        return b""
+    request.setResponseCode(204)
+    return b""
 
 
 def _archive_path(request) -> str:

@@ -19,8 +19,7 @@ from typing import Any
 
 from dockerpy.client.command import Cli, Parser, StatusError
 from dockerpy.client.containers import _each
-from dockerpy.client.run import _stream_output
-from dockerpy.client.transport import Hijacked
+from dockerpy.client.run import _pump_stdin, _stream_output
 from dockerpy.client.system import render, template_or_fail
 
 
@@ -33,31 +32,6 @@ def _raw_terminal(cli: Cli):
     old = termios.tcgetattr(fd)
     tty.setraw(fd)
     return lambda: termios.tcsetattr(fd, termios.TCSADRAIN, old)
-
-
-def _pump_stdin(cli: Cli, stream: Hijacked) -> None:
-    """Copy our stdin up, then half-close.  Reads the file descriptor itself
-    when there is one: a thread blocked inside a buffered reader's lock
-    aborts the interpreter at exit (this thread may still be reading)."""
-    try:
-        fd = cli.stdin.fileno()
-    except (AttributeError, OSError, ValueError):
-        fd = None
-    read = (lambda n: os.read(fd, n)) if fd is not None else (
-        getattr(cli.stdin, "read1", None) or cli.stdin.read)
-    try:
-        while True:
-            data = read(65536)
-            if not data:
-                break
-            stream.write(data)
-    except OSError:
-        pass
-    finally:
-        try:
-            stream.close_write()
-        except OSError:
-            pass
 
 
 def _send_size(cli: Cli, exec_id: str) -> None:
@@ -125,24 +99,23 @@ def exec_(cli: Cli, name: str, argv: list[str]) -> int:
     return int(info.get("ExitCode") or 0)
 
 
-def pause(cli: Cli, name: str, argv: list[str]) -> int:
-    p = Parser(name, "CONTAINER [CONTAINER...]",
-               "Pause all processes within one or more containers", min_args=1)
+def _container_action(cli: Cli, name: str, argv: list[str], action: str, summary: str) -> int:
+    p = Parser(name, "CONTAINER [CONTAINER...]", summary, min_args=1)
     p.positional("containers", nargs="*")
     ns = p.parse(cli, argv)
     p.check_args(len(ns.containers))
     return _each(cli, ns.containers,
-                 lambda c: cli.client.send("POST", f"/containers/{c}/pause"))
+                 lambda c: cli.client.send("POST", f"/containers/{c}/{action}"))
+
+
+def pause(cli: Cli, name: str, argv: list[str]) -> int:
+    return _container_action(cli, name, argv, "pause",
+                             "Pause all processes within one or more containers")
 
 
 def unpause(cli: Cli, name: str, argv: list[str]) -> int:
-    p = Parser(name, "CONTAINER [CONTAINER...]",
-               "Unpause all processes within one or more containers", min_args=1)
-    p.positional("containers", nargs="*")
-    ns = p.parse(cli, argv)
-    p.check_args(len(ns.containers))
-    return _each(cli, ns.containers,
-                 lambda c: cli.client.send("POST", f"/containers/{c}/unpause"))
+    return _container_action(cli, name, argv, "unpause",
+                             "Unpause all processes within one or more containers")
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")

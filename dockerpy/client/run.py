@@ -379,9 +379,15 @@ class _Waiter:
 
 
 def _pump_stdin(cli: Cli, stream: Hijacked) -> None:
-    """Copy our stdin into the container; half-close at EOF so the process
-    sees its input end while we keep reading its output."""
-    read = getattr(cli.stdin, "read1", None) or cli.stdin.read
+    """Copy our stdin up, then half-close.  Reads the file descriptor itself
+    when there is one: a thread blocked inside a buffered reader's lock
+    aborts the interpreter at exit (this thread may still be reading)."""
+    try:
+        fd = cli.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    read = (lambda n: os.read(fd, n)) if fd is not None else (
+        getattr(cli.stdin, "read1", None) or cli.stdin.read)
     try:
         while True:
             data = read(65536)
@@ -391,7 +397,10 @@ def _pump_stdin(cli: Cli, stream: Hijacked) -> None:
     except OSError:
         pass
     finally:
-        stream.close_write()
+        try:
+            stream.close_write()
+        except OSError:
+            pass
 
 
 class _SignalProxy:
