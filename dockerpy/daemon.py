@@ -107,8 +107,9 @@ class DaemonService(service.Service):
             conf.cgroup_parent_path, events=self.events)
         from dockerpy.volumes.service import VolumeService
 
-        self.volumes = VolumeService(self.in_thread, os.path.join(conf.data_root, "volumes"),
-                                     clock=self.reactor.seconds)
+        self.volumes = VolumeService(
+            self.in_thread, os.path.join(conf.data_root, "volumes"), clock=self.reactor.seconds,
+            publish=lambda *event: self.reactor.callFromThread(self.events.publish, *event))
         # Volume mounts left by a daemon that died are stale, like layer mounts.
         await self.in_thread(self.volumes.cleanup)
         self.containers.volumes = self.volumes

@@ -237,6 +237,19 @@ def _clear_readonly(mount: dict) -> None:
     mount["options"] = [o for o in mount["options"] if o != "ro"]
 
 
+def rootfs_propagation(mounts: list[dict]) -> str:
+    """The root's propagation that lets the mounts' own propagation work, as
+    moby sets it: a shared mount needs a shared root, a slave mount a slave
+    (or shared) one; otherwise the runtime's default (``""``).
+    """
+    options = {o for m in mounts for o in m.get("options", ())}
+    if options & {"shared", "rshared"}:
+        return "rshared"
+    if options & {"slave", "rslave"}:
+        return "rslave"
+    return ""
+
+
 @dataclass
 class SpecInput:
     """What the container service decided, in the terms of the runtime spec.
@@ -416,6 +429,9 @@ def build_spec(inp: SpecInput,
         linux["cgroupsPath"] = inp.cgroups_path
     if sysctls:
         linux["sysctl"] = sysctls
+    propagation = rootfs_propagation(user_mounts)
+    if propagation:
+        linux["rootfsPropagation"] = propagation
 
     spec: dict[str, Any] = {
         "ociVersion": OCI_VERSION,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 
 from dockerpy.test.daemon_fixture import DaemonTestCase, _mounts_under
 
@@ -96,6 +98,60 @@ class BindMountTests(VolumeTestBase):
                          [mounts[k] for k in sorted(mounts)])
 
 
+class BindPropagationTests(VolumeTestBase):
+    """``bind-propagation`` works as on Docker: the root gets the propagation
+    the binds need, and a host mount that cannot propagate is refused."""
+
+    def mounted_dir(self, make: str) -> str:
+        """A host directory that is its own mount point, made ``make``
+        (``--make-shared``...); unmounted (recursively) at the end."""
+        src = tempfile.mkdtemp(prefix="dpt-prop-", dir="/tmp")
+        subprocess.run(["mount", "--bind", src, src], check=True)
+        self.addCleanup(shutil.rmtree, src, True)
+        self.addCleanup(subprocess.run, ["umount", "-R", "-l", src])
+        subprocess.run(["mount", make, src], check=True)
+        return src
+
+    def test_rslave_bind_sees_host_mounts_made_after_start_and_rprivate_does_not(self):
+        src = self.mounted_dir("--make-shared")
+        self.out("run", "-d", "--name", "slave", "-v", f"{src}:/mnt:rslave", "busybox",
+                 "sleep", "300")
+        self.out("run", "-d", "--name", "private", "--mount",
+                 f"type=bind,source={src},target=/mnt", "busybox", "sleep", "300")
+        sub = os.path.join(src, "sub")
+        os.mkdir(sub)
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", sub], check=True)
+        try:
+            with open(os.path.join(sub, "f"), "w") as f:
+                f.write("late mount\n")
+            self.assertEqual(self.out("exec", "slave", "cat", "/mnt/sub/f"), "late mount\n")
+            self.assertEqual(self.out("exec", "private", "ls", "/mnt/sub"), "")
+            self.assertEqual(self.inspect("slave")["Mounts"][0]["Propagation"], "rslave")
+        finally:
+            subprocess.run(["umount", sub])
+            self.out("rm", "-f", "slave", "private")
+
+    def test_rshared_bind_propagates_container_mounts_to_the_host(self):
+        src = self.mounted_dir("--make-shared")
+        os.mkdir(os.path.join(src, "sub"))
+        try:
+            self.out("run", "--rm", "--cap-add", "SYS_ADMIN", "--mount",
+                     f"type=bind,source={src},target=/mnt,bind-propagation=rshared",
+                     "busybox", "sh", "-c",
+                     "mount -t tmpfs tmpfs /mnt/sub && echo from container > /mnt/sub/f")
+            with open(os.path.join(src, "sub", "f")) as f:
+                self.assertEqual(f.read(), "from container\n")
+        finally:
+            subprocess.run(["umount", os.path.join(src, "sub")])
+
+    def test_shared_bind_of_a_private_mount_is_refused_with_dockers_message(self):
+        src = self.mounted_dir("--make-private")
+        r = self.docker("run", "--rm", "-v", f"{src}:/mnt:rshared", "busybox", "true")
+        self.assertEqual(r.returncode, 125)
+        self.assertIn(f"path {src} is mounted on {src} but it is not a shared mount".encode(),
+                      r.stderr)
+
+
 class SymlinkAttackTests(VolumeTestBase):
     def test_symlink_target_cannot_mount_outside_the_root(self):
         self.out("run", "--name", "evil", "busybox", "ln", "-s", "/etc", "/target")
@@ -121,6 +177,26 @@ class NamedVolumeTests(VolumeTestBase):
         self.assertEqual(self.out("volume", "ls", "-q"), "data\n")
         out = self.out("run", "--rm", "-v", "data:/data", "busybox", "cat", "/data/f")
         self.assertEqual(out, "kept\n")
+
+    def test_volume_actions_are_reported_as_dockers_events(self):
+        since = str(int(time.time()) - 1)
+        self.out("volume", "create", "ev")
+        cid = self.out("run", "-d", "-v", "ev:/d:ro", "busybox", "true").strip()
+        self.out("wait", cid)
+        self.out("rm", cid)
+        self.out("volume", "rm", "ev")
+        self.out("volume", "prune", "-f")
+        out = self.out("events", "--since", since, "--until", str(int(time.time()) + 1),
+                       "--filter", "type=volume", "--format",
+                       "{{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}")
+        events = [line.split(" ", 2) for line in out.splitlines()]
+        self.assertEqual([e[:2] for e in events], [
+            ["create", "ev"], ["mount", "ev"], ["unmount", "ev"], ["destroy", "ev"],
+            ["prune", ""]])
+        self.assertEqual(json.loads(events[1][2]), {
+            "container": cid, "destination": "/d", "driver": "local", "propagation": "",
+            "read/write": "false"})
+        self.assertEqual(json.loads(events[4][2]), {"reclaimed": "0"})
 
     def test_volume_in_use_cannot_be_removed(self):
         self.out("volume", "create", "busy")

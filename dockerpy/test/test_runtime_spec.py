@@ -42,6 +42,15 @@ class DefaultSpecTests(SynchronousTestCase):
         self.assertNotIn("rlimits", p)
         self.assertNotIn("apparmorProfile", p)
 
+    def test_rootfs_propagation_follows_the_binds_like_moby(self) -> None:
+        def bind(prop):
+            return {"destination": "/m", "type": "bind", "source": "/h",
+                    "options": ["rbind", prop]}
+        self.assertNotIn("rootfsPropagation", spec(mounts=[bind("rprivate")])["linux"])
+        self.assertEqual(spec(mounts=[bind("rslave")])["linux"]["rootfsPropagation"], "rslave")
+        self.assertEqual(spec(mounts=[bind("rslave"), dict(bind("shared"), destination="/n")]
+                              )["linux"]["rootfsPropagation"], "rshared")
+
     def test_default_capabilities_are_dockers_fourteen(self) -> None:
         caps = spec()["process"]["capabilities"]
         self.assertEqual(DEFAULT_CAPABILITIES, DOCKER_CAPS)

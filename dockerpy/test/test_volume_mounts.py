@@ -137,3 +137,47 @@ class InRootTests(unittest.SynchronousTestCase):
         os.unlink(os.path.join(vol, "link"))
         mounts.copy_image_content(self.root, "/data", vol)
         self.assertEqual(os.listdir(vol), ["sub"], "a volume with content is left alone")
+
+
+MOUNTINFO = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+30 22 0:25 / /srv rw shared:7 - tmpfs tmpfs rw
+31 22 0:26 / /data rw master:9 - tmpfs tmpfs rw
+32 22 0:27 / /priv rw - tmpfs tmpfs rw
+33 22 0:28 / /with\\040space rw shared:8 - tmpfs tmpfs rw
+"""
+
+
+class PropagationCheckTests(unittest.SynchronousTestCase):
+    """A bind's propagation needs a host mount that can propagate, as moby checks."""
+
+    def setUp(self):
+        fd, self.info = tempfile.mkstemp()
+        self.addCleanup(os.unlink, self.info)
+        with os.fdopen(fd, "w") as f:
+            f.write(MOUNTINFO)
+
+    def test_mount_of_finds_the_deepest_mount_and_its_tags(self):
+        self.assertEqual(mounts.mount_of("/srv/a/b", self.info), ("/srv", {"shared"}))
+        self.assertEqual(mounts.mount_of("/srvx", self.info), ("/", {"shared"}))
+        self.assertEqual(mounts.mount_of("/with space/x", self.info),
+                         ("/with space", {"shared"}))
+
+    def test_shared_bind_on_a_private_mount_is_refused_with_dockers_words(self):
+        with self.assertRaises(errors.InvalidParameter) as cm:
+            mounts.check_source_propagation("/priv/x", "rshared", self.info)
+        self.assertEqual(cm.exception.message,
+                         "path /priv/x is mounted on /priv but it is not a shared mount")
+        with self.assertRaises(errors.InvalidParameter):
+            mounts.check_source_propagation("/data/x", "shared", self.info)
+
+    def test_slave_bind_needs_a_shared_or_slave_mount(self):
+        mounts.check_source_propagation("/data/x", "rslave", self.info)
+        mounts.check_source_propagation("/srv/x", "slave", self.info)
+        with self.assertRaises(errors.InvalidParameter) as cm:
+            mounts.check_source_propagation("/priv/x", "rslave", self.info)
+        self.assertIn("not a shared or slave mount", cm.exception.message)
+
+    def test_private_binds_are_not_checked(self):
+        mounts.check_source_propagation("/priv/x", "rprivate", self.info)
+        mounts.check_source_propagation("/priv/x", "", self.info)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import shutil
 import stat
 from typing import Callable
@@ -361,6 +362,47 @@ def ensure_bind_source(m: dict) -> None:
         f'{m["Source"]}')
 
 
+def _unescape_mountinfo(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mount_of(path: str, mountinfo: str = "/proc/self/mountinfo") -> tuple[str, set[str]]:
+    """The mount point holding ``path`` and its propagation tags (``shared``,
+    ``master``, ...) from mountinfo's optional fields."""
+    path = os.path.realpath(path)
+    best, tags = "/", set()
+    with open(mountinfo) as f:
+        for line in f:
+            fields = line.split()
+            point = _unescape_mountinfo(fields[4])
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            # Later lines are mounted on top of earlier ones at the same point.
+            if inside and len(point) >= len(best):
+                best = point
+                tags = {o.split(":")[0] for o in fields[6:fields.index("-")]}
+    return best, tags
+
+
+def check_source_propagation(source: str, propagation: str,
+                             mountinfo: str = "/proc/self/mountinfo") -> None:
+    """A shared bind needs a shared host mount under its source, a slave bind
+    a shared or slave one, or the propagation silently does nothing; moby
+    refuses such a container with these words.
+
+    :raises InvalidParameter: the host mount cannot propagate that way.
+    """
+    if propagation in ("shared", "rshared"):
+        point, tags = mount_of(source, mountinfo)
+        if "shared" not in tags:
+            raise errors.InvalidParameter(
+                f"path {source} is mounted on {point} but it is not a shared mount")
+    elif propagation in ("slave", "rslave"):
+        point, tags = mount_of(source, mountinfo)
+        if not tags & {"shared", "master"}:
+            raise errors.InvalidParameter(
+                f"path {source} is mounted on {point} but it is not a shared or slave mount")
+
+
 def oci_mounts(rootfs: str, mounts: list[dict], sources: dict[str, str]) -> list[dict]:
     """The OCI mounts of a container's mount points; makes each mount point
     in the root (blocking).
@@ -381,6 +423,7 @@ def oci_mounts(rootfs: str, mounts: list[dict], sources: dict[str, str]) -> list
             else m["Source"]
         if m["Type"] == "bind":
             ensure_bind_source(m)
+            check_source_propagation(source, m.get("Propagation") or "")
         is_dir = os.path.isdir(source)
         if m["Type"] == "volume" and m.get("CopyData"):
             copy_image_content(rootfs, m["Destination"], source)

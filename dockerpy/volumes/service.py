@@ -25,10 +25,16 @@ ANONYMOUS_LABEL = mountlib.ANONYMOUS_LABEL
 
 class VolumeService:
     def __init__(self, in_thread: Callable[..., Any], root: str,
-                 drivers: dict[str, Any] | None = None, clock=None):
+                 drivers: dict[str, Any] | None = None, clock=None,
+                 publish: Callable[[str, str, str, dict], Any] | None = None):
         """:param root: ``<data-root>/volumes`` for the local driver.
-        :param drivers: volume drivers by name (default: ``local`` only)."""
+        :param drivers: volume drivers by name (default: ``local`` only).
+        :param publish: ``publish("volume", action, name, attributes)`` for
+            Docker's volume events (create, mount, unmount, destroy, prune);
+            called from the reactor and from threads, so it must be safe
+            from both (the daemon passes one that hops to the reactor)."""
         self._in_thread = in_thread
+        self._publish = publish
         self.drivers = drivers if drivers is not None else {"local": LocalDriver(root, clock)}
         self._refs: dict[str, set[str]] = {}
 
@@ -49,6 +55,10 @@ class VolumeService:
             except errors.NotFound:
                 continue
         raise errors.NotFound(f"get {name}: no such volume")
+
+    def _event(self, action: str, name: str, **attributes: str) -> None:
+        if self._publish is not None:
+            self._publish("volume", action, name, attributes)
 
     def users(self, name: str) -> list[str]:
         """The ids of the containers that use the volume."""
@@ -89,7 +99,9 @@ class VolumeService:
                     f'already exists with driver "{other.name}"')
             return drv.create(name, options, labels)
 
-        return await self._in_thread(work)
+        vol = await self._in_thread(work)
+        self._event("create", name, driver=drv.name)
+        return vol
 
     async def inspect(self, name: str) -> dict:
         return (await self._in_thread(self._find, name))[1]
@@ -140,6 +152,7 @@ class VolumeService:
         except errors.Conflict:
             self._check_unused(name)
             raise
+        self._event("destroy", name, driver=drv.name)
 
     def _check_unused(self, name: str) -> None:
         users = self.users(name)
@@ -171,6 +184,8 @@ class VolumeService:
                 continue
             deleted.append(name)
             reclaimed += size
+            self._event("destroy", name, driver=drv.name)
+        self._event("prune", "", reclaimed=str(reclaimed))
         return {"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     async def usage(self) -> list[dict]:
@@ -249,11 +264,12 @@ class VolumeService:
                 if not users:
                     del self._refs[name]
             if remove_anonymous and mp.get("Anonymous") and not self._refs.get(name):
+                driver = mp.get("Driver") or "local"
                 try:
-                    await self._in_thread(self.driver(mp.get("Driver") or "local").remove,
-                                          name)
+                    await self._in_thread(self.driver(driver).remove, name)
                 except errors.DockerError:
-                    pass
+                    continue
+                self._event("destroy", name, driver=driver)
 
     def mount_all(self, cid: str, points: list[dict]) -> dict[str, str]:
         """Blocking: mount the container's volumes with their drivers.
@@ -267,6 +283,10 @@ class VolumeService:
                     drv = self.driver(mp.get("Driver") or "local")
                     sources[mp["Destination"]] = drv.mount(mp["Name"], cid)
                     done.append(mp)
+                    self._event("mount", mp["Name"], container=cid,
+                                destination=mp["Destination"], driver=drv.name,
+                                propagation=mp.get("Propagation") or "",
+                                **{"read/write": str(bool(mp["RW"])).lower()})
         except BaseException:
             self.unmount_all(cid, done)
             raise
@@ -276,10 +296,12 @@ class VolumeService:
         """Blocking: the container stopped; drop its use of its volumes' mounts."""
         for mp in points:
             if mp["Type"] == "volume" and mp.get("Name"):
+                drv = self.driver(mp.get("Driver") or "local")
                 try:
-                    self.driver(mp.get("Driver") or "local").unmount(mp["Name"], cid)
+                    drv.unmount(mp["Name"], cid)
                 except errors.DockerError:
-                    pass
+                    continue
+                self._event("unmount", mp["Name"], container=cid, driver=drv.name)
 
     def cleanup(self) -> None:
         """Blocking: unmount whatever the drivers mounted (shutdown, crash recovery)."""
