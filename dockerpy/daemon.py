@@ -119,7 +119,8 @@ class DaemonService(service.Service):
         # detaches them, and the network's start-up sweep removes what a
         # dead daemon left (netns, veths, its nft table).
         self.network = NetworkService(self.reactor, conf.data_root, conf.exec_root,
-                                      conf.daemon_key, conf.bridge, conf.bip, conf.iptables)
+                                      conf.daemon_key, conf.bridge, conf.bip, conf.iptables,
+                                      publish=self.events.publish)
         await self.network.start()
         self.containers.network = self.network
         self.execs = ExecService(self.reactor, self.in_thread, self.containers, self.events)

@@ -74,7 +74,7 @@ def _status_text(rec, now: float) -> str:
 
 def _network_settings(rec, daemon=None) -> dict:
     if getattr(daemon, "network", None) is not None:
-        return daemon.network.container_networks(rec.id, rec.host_config)
+        return daemon.network.container_networks(rec.id, rec.host_config, rec.networks)
     mode = rec.host_config.get("NetworkMode") or "default"
     networks = {}
     if mode in ("host", "none"):
@@ -130,7 +130,7 @@ def inspect_view(rec, daemon, version: tuple[int, int], size: int | None = None)
     }
     if getattr(daemon, "network", None) is not None:
         out["NetworkSettings"].update(
-            daemon.network.settings_view(rec.id, rec.config, rec.host_config))
+            daemon.network.settings_view(rec.id, rec.config, rec.host_config, rec.networks))
     if size is not None:
         out["SizeRw"] = size
         out["SizeRootFs"] = _size_root_fs(daemon, rec, size)

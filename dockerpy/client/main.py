@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unpause": ("interactive", "unpause"),
     "events": ("interactive", "events"),
     "stats": ("interactive", "stats"),
+    "port": ("networks", "port"),
     "pull": ("registry", "pull"),
     "push": ("registry", "push"),
     "login": ("registry", "login"),
@@ -65,6 +66,7 @@ MANAGEMENT: dict[str, dict[str, str | tuple[str, str]]] = {
         "commit": "commit", "inspect": ("containers", "inspect"),
         "prune": ("containers", "prune"),
         "exec": "exec", "pause": "pause", "unpause": "unpause", "stats": "stats",
+        "port": "port",
     },
     "image": {
         "ls": "images", "list": "images", "import": "import", "load": "load", "build": "build",
@@ -72,6 +74,14 @@ MANAGEMENT: dict[str, dict[str, str | tuple[str, str]]] = {
         "history": "history", "inspect": ("images", "inspect"),
         "prune": ("images", "prune"), "pull": "pull", "push": "push",
     },
+    "network": {
+        "create": ("networks", "create"), "ls": ("networks", "ls"),
+        "list": ("networks", "ls"), "inspect": ("networks", "inspect"),
+        "rm": ("networks", "rm"), "remove": ("networks", "rm"),
+        "connect": ("networks", "connect"), "disconnect": ("networks", "disconnect"),
+        "prune": ("networks", "prune"),
+    },
+    "builder": {"prune": ("builder", "prune"), "build": "build"},
     "system": {"info": "info", "prune": ("system", "prune"), "events": "events"},
     "volume": {
         "create": ("volumes", "create"), "ls": ("volumes", "ls"), "list": ("volumes", "ls"),
@@ -95,6 +105,7 @@ Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  network     Manage networks
   system      Manage Docker
   volume      Manage volumes
 

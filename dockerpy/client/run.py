@@ -50,7 +50,14 @@ def _container_flags(p: Parser, run: bool) -> None:
     p.add("-m", "--memory", help="Memory limit")
     p.add("--mount", kind="list", help="Attach a filesystem mount to the container")
     p.add("--name", help="Assign a name to the container")
-    p.add("--network", "--net", help="Connect a container to a network")
+    p.add("--ip", help="IPv4 address (e.g., 172.30.100.104)")
+    p.add("--ip6", help="IPv6 address (e.g., 2001:db8::33)")
+    p.add("--link", kind="list", help="Add link to another container")
+    p.add("--link-local-ip", kind="list", help="Container IPv4/IPv6 link-local addresses")
+    p.add("--mac-address", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)")
+    p.add("--network", "--net", kind="list", help="Connect a container to a network")
+    p.add("--network-alias", "--net-alias", kind="list",
+          help="Add network-scoped alias for the container")
     p.add("--platform", help="Set platform if server is multi-platform capable")
     p.add("--privileged", kind="bool", help="Give extended privileges to this container")
     p.add("-p", "--publish", kind="list", help="Publish a container's port(s) to the host")
@@ -211,7 +218,9 @@ def build_config(cli: Cli, ns: Any, detach: bool) -> tuple[dict[str, Any], str |
     for opt in ns.log_opt:
         k, _, v = opt.partition("=")
         log_config["Config"][k] = v
-    network = ns.network or "default"
+    from dockerpy.client.networks import network_config
+
+    network, endpoints = network_config(ns, getattr(ns, "command_name", "run"))
 
     host_config: dict[str, Any] = {
         "Binds": binds or None,
@@ -228,6 +237,7 @@ def build_config(cli: Cli, ns: Any, detach: bool) -> tuple[dict[str, Any], str |
         "DnsOptions": ns.dns_option,
         "DnsSearch": ns.dns_search,
         "ExtraHosts": ns.add_host or None,
+        "Links": ns.link or None,
         "Privileged": ns.privileged,
         "PublishAllPorts": ns.publish_all,
         "ReadonlyRootfs": ns.read_only,
@@ -271,7 +281,7 @@ def build_config(cli: Cli, ns: Any, detach: bool) -> tuple[dict[str, Any], str |
         "OnBuild": None,
         "Labels": labels,
         "HostConfig": host_config,
-        "NetworkingConfig": {"EndpointsConfig": {}},
+        "NetworkingConfig": {"EndpointsConfig": endpoints},
     }
     if body["ExposedPorts"] is None:
         del body["ExposedPorts"]
@@ -287,6 +297,7 @@ def _parse(cli: Cli, name: str, argv: list[str], run: bool) -> Any:
     p = Parser(name, _USAGE, desc, min_args=1, interspersed=False)
     _container_flags(p, run)
     ns = p.parse(cli, argv)
+    ns.command_name = name
     p.check_args(0 if ns.image is None else 1)
     if ns.pull not in ("always", "missing", "never"):
         raise StatusError(125, f'invalid pull option: \'{ns.pull}\': must be one of '

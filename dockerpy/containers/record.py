@@ -52,6 +52,9 @@ class ContainerRecord:
     has_been_started: bool = False
     # Mount points (dockerpy.volumes.mounts); records from before volumes have none.
     mounts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # The networks it is connected to: name -> EndpointSettings (Aliases,
+    # IPAMConfig, NetworkID), the primary (NetworkMode's) first.
+    networks: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     version: int = RECORD_VERSION
 
     def to_json(self) -> dict:

@@ -236,8 +236,10 @@ class ContainerService:
         if runtime_name not in self.runtimes:
             raise errors.InvalidParameter(f"unknown or invalid runtime name: {runtime_name}")
         network_mode = host_config.get("NetworkMode") or "default"
-        if network_mode not in ("default", "none", "host", "bridge"):
-            raise errors.NotFound(f"network {network_mode} not found")
+        from dockerpy.containers import networking
+
+        networks = networking.plan(self.network, body, host_config,
+                                   body.get("NetworkingConfig"), self.get)
         image = self.images.resolve(image_ref)
         config = merge_config(body, image.config.get("config") or {})
         config["Image"] = image_ref
@@ -260,7 +262,8 @@ class ContainerService:
             id=cid, name=name, created=rfc3339(now), path=argv[0], args=argv[1:],
             config=config, host_config=host_config, image=image.id, image_name=image_ref,
             driver=self.driver.name, layer_id=cid,
-            init_layer_id=(self.images.top_layer(image) or "0" * 64) + "-init")
+            init_layer_id=(self.images.top_layer(image) or "0" * 64) + "-init",
+            networks=networks)
         # Reserve the name and the init layer before yielding to the thread pool.
         self._names[name] = cid
         self._init_users[rec.init_layer_id] += 1
@@ -347,9 +350,11 @@ class ContainerService:
         rootfs = await self._in_thread(self.driver.mount, rec.layer_id)
         writer = None
         try:
+            shared = self._network_source(rec)
             if self.network is not None:
-                await self.network.attach(rec.id, rec.config, rec.host_config)
-            await self._in_thread(self._prepare_bundle, rec, rootfs, bundle)
+                await self.network.attach(rec.id, rec.name, rec.config, rec.host_config,
+                                          rec.networks)
+            await self._in_thread(self._prepare_bundle, rec, rootfs, bundle, shared)
             writer = JSONFileWriter(self.records.log_path(rec.id), self._reactor)
             proc = ContainerProcess(writer)
             for att in self._pending_attach.pop(rec.id, []):
@@ -386,8 +391,34 @@ class ContainerService:
         proc.ended.addCallback(lambda code: defer.ensureDeferred(
             self._on_exit(rec, runtime, bundle, code)))
 
-    def _prepare_bundle(self, rec: ContainerRecord, rootfs: str, bundle: str) -> None:
-        """Thread: resolve the user in the image, write /etc files and config.json."""
+    def _network_source(self, rec: ContainerRecord) -> ContainerRecord | None:
+        """For ``--network container:<ref>``: that container, which must run."""
+        from dockerpy.containers.networking import container_mode_target
+
+        target = container_mode_target(rec.host_config)
+        if target is None:
+            return None
+        other = self.get(target)
+        if not other.state.running or not other.state.pid:
+            raise errors.Conflict(f"cannot join network of a non running container: {other.id}")
+        return other
+
+    def _link_hosts(self, rec: ContainerRecord) -> list[str]:
+        from dockerpy.containers.networking import link_hosts
+
+        def address_of(cid):
+            ep = self.network.endpoint(cid) if self.network is not None else None
+            return ep.address if ep is not None else None
+
+        return link_hosts(rec.host_config.get("Links") or [], self.get, address_of)
+
+    def _prepare_bundle(self, rec: ContainerRecord, rootfs: str, bundle: str,
+                        shared: ContainerRecord | None = None) -> None:
+        """Thread: resolve the user in the image, write /etc files and config.json.
+
+        :param shared: the container whose network namespace (and /etc files)
+            this one joins (``--network container:``).
+        """
         from dockerpy.runtime.cgroups import default_cgroupns_mode
         from dockerpy.runtime.spec import SpecInput, build_spec, find_init
         from dockerpy.runtime.users import resolve_user
@@ -396,14 +427,22 @@ class ContainerService:
         uid, gid, groups = resolve_user(rootfs, cfg.get("User") or "")
         cdir = self.records.dir(rec.id)
         network = "host" if hc.get("NetworkMode") == "host" else None
-        endpoint = self.network.endpoint(rec.id) if self.network is not None else None
-        if endpoint is not None:
-            network = endpoint.netns
-        etc_mounts = etcfiles.write(cdir, cfg.get("Hostname") or rec.id[:12],
-                                    cfg.get("Domainname") or "", network == "host",
-                                    hc.get("ExtraHosts") or [], hc.get("Dns") or [],
-                                    hc.get("DnsSearch") or [], hc.get("DnsOptions") or [],
-                                    address=endpoint.address if endpoint else None)
+        sandbox = self.network.sandbox(rec.id) if self.network is not None else None
+        endpoint = sandbox.primary if sandbox is not None else None
+        if sandbox is not None:
+            network = sandbox.netns
+        if shared is not None:
+            network = f"/proc/{shared.state.pid}/ns/net"
+            from dockerpy.containers.networking import shared_etc_mounts
+
+            etc_mounts = shared_etc_mounts(self.records.dir(shared.id))
+        else:
+            etc_mounts = etcfiles.write(
+                cdir, cfg.get("Hostname") or rec.id[:12], cfg.get("Domainname") or "",
+                network == "host", (hc.get("ExtraHosts") or []) + self._link_hosts(rec),
+                hc.get("Dns") or [], hc.get("DnsSearch") or [], hc.get("DnsOptions") or [],
+                address=endpoint.address if endpoint else None,
+                embedded_dns=bool(sandbox is not None and sandbox.dns))
         workdir = cfg.get("WorkingDir") or "/"
         if workdir != "/":
             _ensure_workdir(rootfs, workdir, uid, gid)
@@ -419,7 +458,8 @@ class ContainerService:
             env=cfg.get("Env") or [],
             cwd=workdir,
             uid=uid, gid=gid, additional_gids=groups,
-            hostname=cfg.get("Hostname") or rec.id[:12],
+            hostname=((shared.config.get("Hostname") if shared is not None else None)
+                      or cfg.get("Hostname") or rec.id[:12]),
             domainname=cfg.get("Domainname") or "",
             tty=bool(cfg.get("Tty")),
             open_stdin=bool(cfg.get("OpenStdin")),
@@ -709,7 +749,64 @@ class ContainerService:
         self._names[new_name] = rec.id
         del self._names[old]
         self.records.save(rec)
+        sandbox = self.network.sandbox(rec.id) if self.network is not None else None
+        if sandbox is not None:
+            sandbox.name = new_name  # what the embedded DNS answers to
         self._emit("rename", rec, oldName="/" + old)
+
+    # -- networks -----------------------------------------------------------
+
+    async def connect_network(self, ref: str, net_ref: str, cfg: dict | None) -> None:
+        """``POST /networks/{id}/connect``: a running container gets an
+        endpoint now, a stopped one when it next starts."""
+        from dockerpy.containers.networking import endpoint_settings
+
+        rec = self.get(ref)
+        net = self.network.check_endpoint_config(net_ref, cfg or {})
+        mode = rec.host_config.get("NetworkMode") or "default"
+        if mode in ("host", "none") or mode.startswith("container:") or \
+                net.name in ("host", "none"):
+            if mode == "host" or net.name == "host":
+                raise errors.Forbidden("container cannot be disconnected from host network or "
+                                       "connected to host network")
+            raise errors.Forbidden("container cannot be connected to multiple networks with "
+                                   "one of the networks in private (none) mode")
+        if net.name in rec.networks:
+            raise errors.Forbidden(f"endpoint with name {rec.name} already exists in network "
+                                   f"{net.name}")
+        lock = self._lock(rec.id)
+        await lock.acquire()
+        try:
+            if rec.id in self._live:
+                await self.network.connect(rec.id, net, cfg or {})
+            rec.networks[net.name] = endpoint_settings(cfg or {}, net.id)
+            self.records.save(rec)
+        finally:
+            lock.release()
+
+    async def disconnect_network(self, ref: str, net_ref: str, force: bool = False) -> None:
+        """``POST /networks/{id}/disconnect``."""
+        rec = self.get(ref)
+        net = self.network.find(net_ref)
+        if net.name not in rec.networks:
+            if force:
+                return
+            raise errors.Forbidden(f"container {rec.id} is not connected to network "
+                                   f"{net.name}")
+        lock = self._lock(rec.id)
+        await lock.acquire()
+        try:
+            if rec.id in self._live:
+                await self.network.disconnect(rec.id, net)
+            del rec.networks[net.name]
+            self.records.save(rec)
+        finally:
+            lock.release()
+
+    def network_users(self, net) -> list[ContainerRecord]:
+        """Containers configured to use ``net`` (running or not)."""
+        return [r for r in self._by_id.values()
+                if (r.networks.get(net.name) or {}).get("NetworkID") == net.id]
 
     # -- inspection of the file system and processes ----------------------
 

@@ -2,17 +2,15 @@
 """Address management of the bridge network: which subnet the bridge gets,
 which address and MAC each container gets, and the file that remembers it.
 
-Pure logic except :meth:`IPAM.save`/:func:`IPAM.load` (small atomic JSON).
+Pure logic; :mod:`dockerpy.network.model` keeps it on disk.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
-import os
 from typing import Iterable
 
-from dockerpy import atomic, errors
+from dockerpy import errors
 
 IPv4Net = ipaddress.IPv4Network
 
@@ -67,77 +65,98 @@ def mac_for_ip(ip: ipaddress.IPv4Address | str) -> str:
 
 class IPAM:
     """Addresses of one network: the gateway is the first host address
-    unless given; containers get the lowest free address after it.
+    unless given; containers get the lowest free address after it, inside
+    ``ip_range`` when one is set (``--ip-range``), or the one they ask for.
 
     :ivar allocations: container id -> address (text).
     """
 
     def __init__(self, subnet: IPv4Net, gateway: ipaddress.IPv4Address | None = None,
-                 allocations: dict[str, str] | None = None):
+                 allocations: dict[str, str] | None = None, ip_range: IPv4Net | None = None,
+                 name: str = "bridge"):
         self.subnet = subnet
         self.gateway = gateway if gateway is not None else next(subnet.hosts())
         self.allocations: dict[str, str] = dict(allocations or {})
+        self.ip_range = ip_range
+        self.name = name
 
-    def allocate(self, owner: str) -> ipaddress.IPv4Address:
+    def allocate(self, owner: str, requested: str | None = None) -> ipaddress.IPv4Address:
         """An address for ``owner`` (the same again if it has one).
 
+        :param requested: the address the user asked for (``--ip``).
         :raises Unavailable: the subnet is full.
+        :raises InvalidParameter: ``requested`` is outside the subnet or taken.
         """
         if owner in self.allocations:
             return ipaddress.IPv4Address(self.allocations[owner])
         taken = set(self.allocations.values())
-        for ip in self.subnet.hosts():
+        if requested:
+            try:
+                ip = ipaddress.IPv4Address(requested)
+            except ValueError:
+                raise errors.InvalidParameter(f"invalid IPv4 address: {requested}") from None
+            if ip not in self.subnet or ip in (self.subnet.network_address,
+                                               self.subnet.broadcast_address):
+                raise errors.InvalidParameter(
+                    f"no configured subnet or ip-range contain the IP address {ip}")
             if ip == self.gateway or str(ip) in taken:
+                raise errors.InvalidParameter("Address already in use")
+            self.allocations[owner] = str(ip)
+            return ip
+        for ip in (self.ip_range or self.subnet).hosts():
+            if ip == self.gateway or str(ip) in taken or ip not in self.subnet:
                 continue
             self.allocations[owner] = str(ip)
             return ip
         raise errors.Unavailable(f"no available IPv4 addresses on this network's address pools: "
-                                 f"bridge ({self.subnet})")
+                                 f"{self.name} ({self.subnet})")
 
     def release(self, owner: str) -> None:
         self.allocations.pop(owner, None)
 
     def to_json(self) -> dict:
         return {"Subnet": str(self.subnet), "Gateway": str(self.gateway),
+                "IPRange": str(self.ip_range) if self.ip_range else "",
                 "Allocations": dict(self.allocations)}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "IPAM":
+    def from_json(cls, obj: dict, name: str = "bridge") -> "IPAM":
         return cls(IPv4Net(obj["Subnet"]), ipaddress.IPv4Address(obj["Gateway"]),
-                   obj.get("Allocations") or {})
+                   obj.get("Allocations") or {},
+                   IPv4Net(obj["IPRange"]) if obj.get("IPRange") else None, name)
 
 
-class NetworkState:
-    """What ``<data-root>/network/state.json`` holds: the bridge network's id,
-    name, subnet, whether we created its bridge, and its allocations; the ids
-    of the ``host`` and ``none`` networks.  Written atomically on every change."""
+def parse_ipam_config(config: dict) -> tuple[IPv4Net, ipaddress.IPv4Address | None,
+                                             IPv4Net | None]:
+    """One ``IPAM.Config`` entry of ``POST /networks/create``: (subnet,
+    gateway or None, ip range or None), checked as dockerd checks them.
 
-    def __init__(self, path: str):
-        self.path = path
-        self.ids: dict[str, str] = {}
-        self.ipam: IPAM | None = None
-        self.bridge_created = False
-
-    def load(self) -> None:
+    :raises InvalidParameter: with dockerd's words.
+    """
+    try:
+        subnet = IPv4Net(config.get("Subnet") or "", strict=False)
+    except ValueError:
+        raise errors.InvalidParameter(
+            f"invalid subnet {config.get('Subnet')!r}: expected an IPv4 CIDR") from None
+    if str(subnet.network_address) != (config.get("Subnet") or "").split("/")[0]:
+        raise errors.InvalidParameter(
+            f"invalid subnet {config['Subnet']}: it should be {subnet}")
+    gateway = ip_range = None
+    if config.get("Gateway"):
         try:
-            obj = atomic.read_json(self.path)
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError):
-            return  # unreadable: start afresh, as if first run
-        self.ids = dict(obj.get("Ids") or {})
-        if obj.get("IPAM"):
-            try:
-                self.ipam = IPAM.from_json(obj["IPAM"])
-            except (KeyError, ValueError):
-                self.ipam = None
-        self.bridge_created = bool(obj.get("BridgeCreated"))
-
-    def save(self) -> None:
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        atomic.write_json(self.path, {
-            "Version": 1, "Ids": self.ids, "BridgeCreated": self.bridge_created,
-            "IPAM": self.ipam.to_json() if self.ipam is not None else None})
-
-    def __repr__(self) -> str:  # pragma: no cover (debugging aid)
-        return json.dumps({"ids": self.ids, "ipam": self.ipam and self.ipam.to_json()})
+            gateway = ipaddress.IPv4Address(config["Gateway"])
+        except ValueError:
+            raise errors.InvalidParameter(f"invalid gateway address {config['Gateway']}"
+                                          ) from None
+        if gateway not in subnet:
+            raise errors.InvalidParameter(
+                f"invalid pool request: gateway {gateway} is not in subnet {subnet}")
+    if config.get("IPRange"):
+        try:
+            ip_range = IPv4Net(config["IPRange"], strict=False)
+        except ValueError:
+            raise errors.InvalidParameter(f"invalid ip-range {config['IPRange']}") from None
+        if not ip_range.subnet_of(subnet):
+            raise errors.InvalidParameter(
+                f"invalid pool request: ip-range {ip_range} is not in subnet {subnet}")
+    return subnet, gateway, ip_range

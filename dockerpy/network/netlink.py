@@ -132,35 +132,52 @@ def delete_link(ipr, name: str) -> None:
                 raise
 
 
-def create_endpoint(ipr, bridge: str, netns_path: str, veth: str,
-                    address: ipaddress.IPv4Address, subnet: IPv4Net,
-                    gateway: ipaddress.IPv4Address, mac: str) -> None:
-    """A namespace at ``netns_path`` with ``eth0`` (``address``, ``mac``,
-    default route via ``gateway``) whose host end ``veth`` is on ``bridge``.
-    Undoes what it made when a step fails."""
+def create_sandbox(netns_path: str) -> None:
+    """A network namespace at ``netns_path`` with its loopback up."""
     from pyroute2 import IPRoute, netns
+
+    os.makedirs(os.path.dirname(netns_path), mode=0o711, exist_ok=True)
+    netns.create(netns_path)
+    try:
+        with IPRoute(netns=netns_path, flags=0) as ns:
+            ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+    except BaseException:
+        remove_netns(netns_path)
+        raise
+
+
+def add_interface(ipr, bridge: str, netns_path: str, veth: str, ifname: str,
+                  address: ipaddress.IPv4Address, subnet: IPv4Net,
+                  gateway: ipaddress.IPv4Address | None, mac: str) -> None:
+    """Put ``ifname`` (``address``, ``mac``; a default route via ``gateway``
+    unless it is ``None``) in the namespace, its host end ``veth`` on
+    ``bridge``.  Undoes what it made when a step fails."""
+    from pyroute2 import IPRoute
 
     bridge_index = _link_index(ipr, bridge)
     if bridge_index is None:
         raise errors.SystemError_(f"bridge {bridge} is gone")
-    os.makedirs(os.path.dirname(netns_path), mode=0o711, exist_ok=True)
-    netns.create(netns_path)
+    # The peer is born inside the namespace, so it can have its name at once.
+    ipr.link("add", ifname=veth, kind="veth",
+             peer={"ifname": ifname, "net_ns_fd": netns_path, "address": mac})
     try:
-        # The peer is born inside the namespace, so it can be called eth0 at once.
-        ipr.link("add", ifname=veth, kind="veth",
-                 peer={"ifname": "eth0", "net_ns_fd": netns_path, "address": mac})
-        index = _link_index(ipr, veth)
-        ipr.link("set", index=index, master=bridge_index, state="up")
+        ipr.link("set", index=_link_index(ipr, veth), master=bridge_index, state="up")
         with IPRoute(netns=netns_path, flags=0) as ns:
-            lo = ns.link_lookup(ifname="lo")[0]
-            ns.link("set", index=lo, state="up")
-            eth0 = ns.link_lookup(ifname="eth0")[0]
-            ns.addr("add", index=eth0, address=str(address), prefixlen=subnet.prefixlen)
-            ns.link("set", index=eth0, state="up")
-            ns.route("add", dst="0.0.0.0/0", gateway=str(gateway))
+            index = ns.link_lookup(ifname=ifname)[0]
+            ns.addr("add", index=index, address=str(address), prefixlen=subnet.prefixlen)
+            ns.link("set", index=index, state="up")
+            if gateway is not None:
+                ns.route("add", dst="0.0.0.0/0", gateway=str(gateway))
     except BaseException:
-        remove_endpoint(ipr, netns_path, veth)
+        delete_link(ipr, veth)
         raise
+
+
+def interface_names(netns_path: str) -> list[str]:
+    from pyroute2 import IPRoute
+
+    with IPRoute(netns=netns_path, flags=0) as ns:
+        return [link.get("ifname") for link in ns.get_links()]
 
 
 def remove_endpoint(ipr, netns_path: str, veth: str) -> None:

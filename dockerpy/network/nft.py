@@ -23,10 +23,32 @@ def table_name(key: str) -> str:
     return f"dockerpy-{key}"
 
 
-def table_script(table: str, bridge: str, subnet: str) -> str:
-    """(Re)create our table: any stale copy of it goes first, in the same
-    transaction, so a crash leaves nothing a restart does not replace."""
-    return f"""table ip {table}
+def table_script(table: str, networks: Iterable[tuple[str, str, bool]],
+                 endpoints: Iterable[tuple[str, list[PortMapping]]] = ()) -> str:
+    """(Re)create our table for ``networks`` ((bridge, subnet, internal)
+    triples) with the DNAT rules of ``endpoints``: any stale copy goes first,
+    in the same transaction, so a crash leaves nothing a restart does not
+    replace.
+
+    Like Docker's isolation chains, traffic between two of our bridges is
+    dropped, and an internal network's traffic never leaves its bridge.
+    """
+    networks = list(networks)
+    masquerade, forward = [], []
+    bridges = [b for b, _, _ in networks]
+    for bridge, subnet, internal in networks:
+        if not internal:
+            masquerade.append(f'    ip saddr {subnet} oifname != "{bridge}" masquerade')
+        masquerade += [f'    oifname "{bridge}" ip saddr 127.0.0.0/8 masquerade',
+                       f'    oifname "{bridge}" ip saddr {subnet} ct status dnat masquerade']
+        others = [f'"{b}"' for b in bridges if b != bridge]
+        if internal:
+            forward += [f'    iifname "{bridge}" oifname != "{bridge}" drop',
+                        f'    oifname "{bridge}" iifname != "{bridge}" drop']
+        elif others:
+            forward.append(f'    iifname "{bridge}" oifname {{ {", ".join(others)} }} drop')
+    nl = "\n"
+    script = f"""table ip {table}
 delete table ip {table}
 table ip {table} {{
   chain prerouting {{
@@ -41,12 +63,16 @@ table ip {table} {{
   }}
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
-    ip saddr {subnet} oifname != "{bridge}" masquerade
-    oifname "{bridge}" ip saddr 127.0.0.0/8 masquerade
-    oifname "{bridge}" ip saddr {subnet} ct status dnat masquerade
+{nl.join(masquerade)}
+  }}
+  chain forward {{
+    type filter hook forward priority filter; policy accept;
+{nl.join(forward)}
   }}
 }}
 """
+    rules = [dnat_rule(table, ip, m) for ip, mappings in endpoints for m in mappings]
+    return script + "".join(r + "\n" for r in rules)
 
 
 def delete_script(table: str) -> str:

@@ -193,7 +193,7 @@ class Daemon:
                                text=True).stdout
         for line in links.splitlines():
             name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
-            if name == bridge_name_for(key) or name.startswith("v" + key[:6]):
+            if name.startswith(bridge_name_for(key)) or name.startswith("v" + key[:6]):
                 leaks.append(f"link {name}")
                 subprocess.run(["ip", "link", "del", name], capture_output=True)
         tables = subprocess.run(["nft", "list", "tables"], capture_output=True,

@@ -14,7 +14,8 @@ from twisted.trial import unittest
 
 from dockerpy import errors
 from dockerpy.network import ipam, netlink, nft, ports
-from dockerpy.network.ipam import IPAM, IPv4Net, NetworkState
+from dockerpy.network.ipam import IPAM, IPv4Net
+from dockerpy.network.model import Network, NetworkState
 
 
 class SubnetChoiceTests(unittest.TestCase):
@@ -78,30 +79,67 @@ class IPAMTests(unittest.TestCase):
     def test_mac_like_docker(self):
         self.assertEqual(ipam.mac_for_ip("172.17.0.2"), "02:42:ac:11:00:02")
 
+    def test_requested_address_and_ip_range(self):
+        a = IPAM(IPv4Net("10.9.0.0/16"), ip_range=IPv4Net("10.9.5.0/24"))
+        self.assertEqual(str(a.allocate("c1")), "10.9.5.1")
+        self.assertEqual(str(a.allocate("c2", "10.9.0.7")), "10.9.0.7")
+        with self.assertRaises(errors.InvalidParameter) as cm:
+            a.allocate("c3", "10.9.0.7")
+        self.assertEqual(cm.exception.message, "Address already in use")
+        with self.assertRaises(errors.InvalidParameter) as cm:
+            a.allocate("c3", "10.10.0.7")
+        self.assertIn("no configured subnet or ip-range contain the IP address 10.10.0.7",
+                      cm.exception.message)
+
+    def test_ipam_config_is_checked_as_dockerd_does(self):
+        subnet, gateway, rng = ipam.parse_ipam_config(
+            {"Subnet": "10.7.0.0/16", "Gateway": "10.7.0.254", "IPRange": "10.7.1.0/24"})
+        self.assertEqual((str(subnet), str(gateway), str(rng)),
+                         ("10.7.0.0/16", "10.7.0.254", "10.7.1.0/24"))
+        for bad in ({"Subnet": "nonsense"}, {"Subnet": "10.7.0.1/16"},
+                    {"Subnet": "10.7.0.0/16", "Gateway": "10.8.0.1"},
+                    {"Subnet": "10.7.0.0/16", "IPRange": "10.8.0.0/24"}):
+            self.assertRaises(errors.InvalidParameter, ipam.parse_ipam_config, bad)
+
+
+class NetworkStateTests(unittest.TestCase):
     def test_state_round_trip(self):
         path = os.path.join(self.mktemp(), "network", "state.json")
         st = NetworkState(path)
-        st.ids = {"bridge": "b" * 64}
-        st.ipam = IPAM(IPv4Net("172.18.0.0/16"), ipaddress.IPv4Address("172.18.0.1"))
-        st.ipam.allocate("c1")
-        st.bridge_created = True
+        net = Network("a" * 64, "front", "bridge", bridge="dpyx0001", internal=True,
+                      labels={"l": "v"}, user_subnet=True,
+                      ipam=IPAM(IPv4Net("172.18.0.0/16"), ipaddress.IPv4Address("172.18.0.1"),
+                                ip_range=IPv4Net("172.18.3.0/24")))
+        net.ipam.allocate("c1")
+        st.networks[net.id] = net
         st.save()
         again = NetworkState(path)
         again.load()
-        self.assertEqual(again.ids, {"bridge": "b" * 64})
-        self.assertEqual(again.ipam.to_json(), st.ipam.to_json())
-        self.assertTrue(again.bridge_created)
+        self.assertEqual(again.networks[net.id].to_json(), net.to_json())
+        self.assertEqual(again.find("front").id, net.id)
+        self.assertEqual(again.find("aaaa").id, net.id)
+        self.assertRaises(errors.NotFound, again.find, "back")
+
+    def test_first_layout_keeps_the_builtin_ids(self):
+        path = os.path.join(self.mktemp(), "state.json")
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write('{"Version": 1, "Ids": {"bridge": "%s", "host": "%s"}}' % ("b" * 64, "h" * 64))
+        st = NetworkState(path)
+        st.load()
+        self.assertEqual(st.by_name("bridge").id, "b" * 64)
+        self.assertEqual(st.by_name("host").driver, "host")
 
     def test_missing_or_corrupt_state_starts_afresh(self):
         base = self.mktemp()
         os.makedirs(base)
         st = NetworkState(os.path.join(base, "state.json"))
         st.load()
-        self.assertIsNone(st.ipam)
+        self.assertEqual(st.networks, {})
         with open(os.path.join(base, "state.json"), "w") as f:
             f.write("{not json")
         st.load()
-        self.assertIsNone(st.ipam)
+        self.assertEqual(st.networks, {})
 
 
 class _FakeSocket:
@@ -194,10 +232,21 @@ class PortTests(unittest.TestCase):
 
 class NftScriptTests(unittest.TestCase):
     def test_table_replaces_a_stale_copy_and_masquerades_the_subnet(self):
-        s = nft.table_script("dockerpy-abc", "dpyabc", "172.17.0.0/16")
+        s = nft.table_script("dockerpy-abc", [("dpyabc", "172.17.0.0/16", False)])
         self.assertTrue(s.startswith("table ip dockerpy-abc\ndelete table ip dockerpy-abc\n"))
         self.assertIn('ip saddr 172.17.0.0/16 oifname != "dpyabc" masquerade', s)
         self.assertIn('oifname "dpyabc" ip saddr 127.0.0.0/8 masquerade', s)
+
+    def test_bridges_are_isolated_and_internal_networks_stay_inside(self):
+        s = nft.table_script("t", [("b0", "172.17.0.0/16", False), ("b1", "172.18.0.0/16", False),
+                                   ("b2", "172.19.0.0/16", True)],
+                             [("172.18.0.2", [ports.PortMapping("tcp", 80, "0.0.0.0", 8080)])])
+        self.assertIn('iifname "b0" oifname { "b1", "b2" } drop', s)
+        self.assertIn('iifname "b1" oifname { "b0", "b2" } drop', s)
+        self.assertIn('iifname "b2" oifname != "b2" drop', s)
+        self.assertIn('oifname "b2" iifname != "b2" drop', s)
+        self.assertNotIn("ip saddr 172.19.0.0/16 oifname", s, "internal: no masquerade")
+        self.assertTrue(s.endswith("add rule ip t ports tcp dport 8080 dnat to 172.18.0.2:80\n"))
 
     def test_ports_script_rewrites_the_whole_chain(self):
         s = nft.ports_script("t", [
