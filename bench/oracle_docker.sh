@@ -14,6 +14,11 @@
 # removes DIR, and compares firewall rules, links and ip_forward with what
 # "start" recorded, saying so if anything differs.
 #
+# ORACLE_NETWORK=bridge runs dockerd with its default bridge, NAT and
+# iptables rules, but inside a network namespace of its own (nsenter --net,
+# named dpyref-<basename of DIR>), so that it changes nothing in the host's
+# firewall, links or ip_forward; "stop" deletes that namespace.
+#
 # Needs root and `apt-get install --no-install-recommends docker.io` (with a
 # policy-rc.d that forbids starting services if the machine has an init
 # system that would otherwise start dockerd on the default socket).
@@ -56,9 +61,20 @@ start)
     # (PID 1 of a container or sandbox may not).
     reaper=""
     command -v tini >/dev/null 2>&1 && reaper="tini -s --"
-    setsid $reaper "$dockerd" -H "unix://$sock" --data-root "$dir/data" --exec-root "$dir/exec" \
+    wrap=""
+    netflags="--bridge none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false"
+    if [ "${ORACLE_NETWORK:-none}" = bridge ]; then
+        ns="dpyref-$(basename "$dir")"
+        ip netns add "$ns"
+        ip -n "$ns" link set lo up
+        echo "$ns" > "$dir/netns"
+        # nsenter, not "ip netns exec": that one remounts /sys, hiding the cgroup mounts.
+        wrap="nsenter --net=/run/netns/$ns --"
+        netflags="--ip6tables=false"
+    fi
+    setsid $wrap $reaper "$dockerd" -H "unix://$sock" --data-root "$dir/data" --exec-root "$dir/exec" \
         --pidfile "$dir/docker.pid" --config-file "$dir/daemon.json" \
-        --bridge none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+        $netflags \
         --storage-driver overlay2 --log-level warn \
         </dev/null >"$dir/dockerd.log" 2>&1 &
     i=0
@@ -96,6 +112,9 @@ stop)
         while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
         kill -0 "$p" 2>/dev/null && kill -KILL "$p"
     done
+    if [ -e "$dir/netns" ]; then
+        ip netns del "$(cat "$dir/netns")" 2>/dev/null || true
+    fi
     grep -F " $dir/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do
         umount -l "$m" 2>/dev/null || true
     done

@@ -36,13 +36,12 @@ from twisted.names import client, dns
 from twisted.python.threadpool import ThreadPool
 
 from dockerpy import errors
+from dockerpy.network import netns
 
 ADDRESS = "127.0.0.11"
 PORT = 53
 #: Docker's TTL for the records it answers itself.
 TTL = 600
-CLONE_NEWNET = 0x40000000
-_THREAD_NS = "/proc/thread-self/ns/net"
 # Per-server retry timeouts for forwarded queries: the stub resolver in the
 # container gives up after 5 s by default, so answering later is useless.
 UPSTREAM_TIMEOUT = (1, 3)
@@ -50,26 +49,7 @@ UPSTREAM_TIMEOUT = (1, 3)
 Upstream = Sequence["str | tuple[str, int]"]
 
 
-class PoisonedThread(Exception):
-    """The worker thread could not return to the daemon's namespace."""
-
-
-def _setns(fd: int) -> None:
-    setns = getattr(os, "setns", None)
-    if setns is not None:  # Python 3.12+
-        setns(fd, CLONE_NEWNET)
-        return
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def _ns_id(path: str = _THREAD_NS) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
+PoisonedThread = netns.PoisonedThread
 
 
 def bind_in_netns(netns_path: str, home: tuple[int, int],
@@ -84,41 +64,26 @@ def bind_in_netns(netns_path: str, home: tuple[int, int],
     :raises PoisonedThread: the thread is stuck in another namespace.
     :raises OSError: the namespace cannot be entered or the address bound.
     """
-    if _ns_id() != home:
+    if netns.ns_id() != home:
         raise PoisonedThread("DNS worker thread is not in the daemon's network namespace")
-    own = os.open(_THREAD_NS, os.O_RDONLY | os.O_CLOEXEC)
+    socks: list[socket.socket] = []
     try:
-        target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _setns(target)
-        finally:
-            os.close(target)
-        socks: list[socket.socket] = []
-        try:
-            try:
-                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(udp)
-                udp.bind((address, port))
-                tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(tcp)
-                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                tcp.bind((address, port))
-                tcp.listen(64)
-                for s in socks:
-                    s.setblocking(False)
-            finally:
-                try:
-                    _setns(own)
-                except OSError as e:
-                    raise PoisonedThread(f"cannot return to the daemon's network namespace: "
-                                         f"{e.strerror}") from e
-        except BaseException:
+        with netns.entered(netns_path):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks.append(udp)
+            udp.bind((address, port))
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(tcp)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp.bind((address, port))
+            tcp.listen(64)
             for s in socks:
-                s.close()
-            raise
-        return udp.detach(), tcp.detach()
-    finally:
-        os.close(own)
+                s.setblocking(False)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return udp.detach(), tcp.detach()
 
 
 def _servers(upstream: Upstream) -> list[tuple[str, int]]:
@@ -233,7 +198,7 @@ class EmbeddedDNS:
     def _worker(self) -> ThreadPool:
         if self._pool is None:
             # The reactor thread is in the daemon's namespace by rule.
-            self._home = _ns_id()
+            self._home = netns.ns_id()
             self._pool = ThreadPool(1, 1, name="dockerpy-dns-netns")
             self._pool.start()
             if self._trigger is None:

@@ -4,9 +4,8 @@ one named network namespace and one veth pair per container, sysctls.
 
 Every function here runs on the network service's single dedicated thread
 (pyroute2 keeps its netlink socket and asyncio loop per thread, and
-bridge/IPAM changes must be serialised).  Nothing here calls setns or
-unshare in a daemon thread: pyroute2 forks a short-lived child for the
-namespace work.
+bridge/IPAM changes must be serialised).  That thread alone steps into
+containers' namespaces (:mod:`dockerpy.network.netns`) and always back.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import json
 import os
 
 from dockerpy import atomic, errors
+from dockerpy.network import netns
 from dockerpy.network.ipam import IPv4Net, choose_subnet
 
 #: Host-wide: serialises subnet choice between daemons started side by side,
@@ -134,16 +134,10 @@ def delete_link(ipr, name: str) -> None:
 
 def create_sandbox(netns_path: str) -> None:
     """A network namespace at ``netns_path`` with its loopback up."""
-    from pyroute2 import IPRoute, netns
+    from pyroute2 import IPRoute
 
-    os.makedirs(os.path.dirname(netns_path), mode=0o711, exist_ok=True)
-    netns.create(netns_path)
-    try:
-        with IPRoute(netns=netns_path, flags=0) as ns:
-            ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
-    except BaseException:
-        remove_netns(netns_path)
-        raise
+    with netns.created(netns_path), IPRoute() as ns:
+        ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
 
 
 def add_interface(ipr, bridge: str, netns_path: str, veth: str, ifname: str,
@@ -162,38 +156,21 @@ def add_interface(ipr, bridge: str, netns_path: str, veth: str, ifname: str,
              peer={"ifname": ifname, "net_ns_fd": netns_path, "address": mac})
     try:
         ipr.link("set", index=_link_index(ipr, veth), master=bridge_index, state="up")
-        with IPRoute(netns=netns_path, flags=0) as ns:
+        with netns.entered(netns_path), IPRoute() as ns:
             index = ns.link_lookup(ifname=ifname)[0]
             ns.addr("add", index=index, address=str(address), prefixlen=subnet.prefixlen)
             ns.link("set", index=index, state="up")
             if gateway is not None:
                 ns.route("add", dst="0.0.0.0/0", gateway=str(gateway))
+    except netns.PoisonedThread:
+        raise
     except BaseException:
         delete_link(ipr, veth)
         raise
 
 
-def interface_names(netns_path: str) -> list[str]:
-    from pyroute2 import IPRoute
-
-    with IPRoute(netns=netns_path, flags=0) as ns:
-        return [link.get("ifname") for link in ns.get_links()]
-
-
-def remove_endpoint(ipr, netns_path: str, veth: str) -> None:
-    """Remove the namespace (which takes its veth end, hence the pair, with
-    it once no process holds it) and the host end if it is still there."""
-    remove_netns(netns_path)
-    delete_link(ipr, veth)
-
-
 def remove_netns(path: str) -> None:
-    from pyroute2 import netns
-
-    try:
-        netns.remove(path)
-    except FileNotFoundError:
-        pass
+    netns.remove(path)
 
 
 def remove_stale(ipr, netns_dir: str, veth_prefix: str) -> list[str]:

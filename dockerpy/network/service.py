@@ -18,6 +18,7 @@ such a container starts).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import secrets
 import socket
@@ -83,7 +84,6 @@ class Sandbox:
     name: str
     netns: str
     endpoints: dict[str, Endpoint] = dataclasses.field(default_factory=dict)
-    veths_made: int = 0
     dns: bool = False
     #: ``--dns``: where the embedded DNS server forwards this one's queries.
     upstream: list[str] = dataclasses.field(default_factory=list)
@@ -136,6 +136,7 @@ class NetworkService:
         self._ipr = None
         self._forwarding = False
         self._dns = None
+        self._veth_seq = itertools.count()
 
     # -- thread -----------------------------------------------------------
 
@@ -450,9 +451,9 @@ class NetworkService:
                 ep = self._add_endpoint(sb, net, cfg, route)
                 if i == 0:
                     ep.ports, ep.sockets = mappings, sockets
+            # No save: allocations are void at the next start anyway.
             if self.iptables and mappings:
                 self._apply_ports()
-            self.state.save()
         except BaseException:
             for s in sockets:
                 s.close()
@@ -476,8 +477,9 @@ class NetworkService:
         try:
             used = {ep.ifname for ep in sb.endpoints.values()}
             ifname = next(f"eth{n}" for n in range(64) if f"eth{n}" not in used)
-            veth = f"{self.veth_prefix}{sb.container_id[:6]}{sb.veths_made:02x}"
-            sb.veths_made += 1
+            # Unique for the daemon's life: a removed namespace takes its veths
+            # with it a little later (in the kernel), so a name is never reused.
+            veth = f"{self.veth_prefix}{next(self._veth_seq) % 2**32:08x}"
             ep = Endpoint(
                 container_id=sb.container_id, network_id=net.id,
                 endpoint_id=secrets.token_hex(32), address=str(address),
@@ -504,9 +506,7 @@ class NetworkService:
         return ep
 
     def _connect_sync(self, sb: Sandbox, net: Network, cfg: dict) -> Endpoint:
-        ep = self._add_endpoint(sb, net, cfg, route=False)
-        self.state.save()
-        return ep
+        return self._add_endpoint(sb, net, cfg, route=False)
 
     async def disconnect(self, cid: str, net: Network) -> None:
         """Disconnect a running container from ``net``."""
@@ -526,7 +526,6 @@ class NetworkService:
             for s in ep.sockets:
                 s.close()
             net.ipam.release(sb.container_id)
-            self.state.save()
 
     async def detach(self, cid: str) -> None:
         """Undo :meth:`attach`; a container without a sandbox is fine."""
@@ -549,10 +548,10 @@ class NetworkService:
                                                       sb.endpoints.values()):
                 self._apply_ports()
             # Removing the namespace takes the veth pairs with it once no
-            # process holds it; the host ends go explicitly in case one does.
+            # process holds it, in the kernel's own time: deleting each pair
+            # here would wait ~20 ms for it.  Stragglers (a process that still
+            # held it) go with the sweep at shutdown.
             netlink.remove_netns(sb.netns)
-            for ep in sb.endpoints.values():
-                netlink.delete_link(self._ipr, ep.veth)
             if not self._sandboxes:
                 # The directory's self-bind mount (made by pyroute2, like
                 # ``ip netns``) lives only while some namespace does.
@@ -564,7 +563,6 @@ class NetworkService:
                 net = self.state.networks.get(ep.network_id)
                 if net is not None and net.ipam is not None:
                     net.ipam.release(cid)
-            self.state.save()
 
     # -- embedded DNS -------------------------------------------------------
 

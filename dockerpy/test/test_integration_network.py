@@ -150,6 +150,10 @@ class BridgeNetworkTests(DaemonTestCase):
         with open("/proc/sys/net/ipv4/ip_forward") as f:
             self.assertEqual(f.read().strip(), "1")
         daemon.cli("stop", "-t", "0", "cc", check=True)
+        # The kernel takes the veth pair with the namespace, in its own time.
+        deadline = time.monotonic() + 10
+        while [n for n in _links() if n.startswith(veth)] and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.assertFalse([n for n in _links() if n.startswith(veth)])
         self.assertFalse(os.path.exists(netns_dir))
         self.assertEqual(daemon.mounts(), [])

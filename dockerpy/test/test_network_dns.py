@@ -15,7 +15,7 @@ from twisted.names import common, dns, error, server
 from twisted.trial.unittest import SkipTest, TestCase
 
 from dockerpy import errors
-from dockerpy.network import dns as edns
+from dockerpy.network import dns as edns, netns
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 BUSYBOX = "/usr/bin/busybox"
@@ -238,21 +238,21 @@ class EmbeddedDNSTests(TestCase):
 
     async def test_no_descriptor_leaks_and_daemon_stays_in_its_namespace(self):
         ns, path = await self.make_netns()
-        home = edns._ns_id()
+        home = netns.ns_id()
         before = set(os.listdir("/proc/self/fd"))
         srv = edns.EmbeddedDNS(reactor, self.lookup, self.reverse, self.upstream)
         await srv.serve("c1", path)
         self.assertGreater(len(os.listdir("/proc/self/fd")), len(before))
         await self.query(ns, "upstream.test", proto="tcp")
         await self.query(ns, "web")
-        self.assertEqual(edns._ns_id(), home)
+        self.assertEqual(netns.ns_id(), home)
         await srv.close()
         self.assertEqual(set(os.listdir("/proc/self/fd")), before)
 
     async def test_failed_return_replaces_worker_thread(self):
         ns, path = await self.make_netns()
         srv = self.make_server()
-        real = edns._setns
+        real = netns.setns
         calls = []
 
         def setns_back_fails(fd):
@@ -264,7 +264,7 @@ class EmbeddedDNSTests(TestCase):
         await srv.serve("c0", path)  # starts the worker
         await srv.stop("c0")
         old_pool = srv._pool
-        self.patch(edns, "_setns", setns_back_fails)
+        self.patch(netns, "setns", setns_back_fails)
         with self.assertRaises(errors.SystemError_) as e:
             await srv.serve("c1", path)
         self.assertIn("cannot return", str(e.exception))
@@ -272,10 +272,10 @@ class EmbeddedDNSTests(TestCase):
         self.assertFalse(old_pool.started)
         self.assertFalse(srv.serving("c1"))
         # A fresh worker starts in the daemon's namespace and serves again.
-        self.patch(edns, "_setns", real)
+        self.patch(netns, "setns", real)
         await srv.serve("c1", path)
-        home = await threads.deferToThreadPool(reactor, srv._pool, edns._ns_id)
-        self.assertEqual(home, edns._ns_id())
+        home = await threads.deferToThreadPool(reactor, srv._pool, netns.ns_id)
+        self.assertEqual(home, netns.ns_id())
         self.assertEqual((await self.query(ns, "web"))["answers"], [["A", 600, "172.18.0.5"]])
 
     def test_worker_outside_home_namespace_refuses_work(self):
