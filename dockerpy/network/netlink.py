@@ -146,27 +146,46 @@ def add_interface(ipr, bridge: str, netns_path: str, veth: str, ifname: str,
     """Put ``ifname`` (``address``, ``mac``; a default route via ``gateway``
     unless it is ``None``) in the namespace, its host end ``veth`` on
     ``bridge``.  Undoes what it made when a step fails."""
-    from pyroute2 import IPRoute
-
-    bridge_index = _link_index(ipr, bridge)
-    if bridge_index is None:
-        raise errors.SystemError_(f"bridge {bridge} is gone")
-    # The peer is born inside the namespace, so it can have its name at once.
-    ipr.link("add", ifname=veth, kind="veth",
-             peer={"ifname": ifname, "net_ns_fd": netns_path, "address": mac})
+    add_veth(ipr, bridge, netns_path, veth, ifname)
     try:
-        ipr.link("set", index=_link_index(ipr, veth), master=bridge_index, state="up")
-        with netns.entered(netns_path), IPRoute() as ns:
-            index = ns.link_lookup(ifname=ifname)[0]
-            ns.addr("add", index=index, address=str(address), prefixlen=subnet.prefixlen)
-            ns.link("set", index=index, state="up")
-            if gateway is not None:
-                ns.route("add", dst="0.0.0.0/0", gateway=str(gateway))
+        configure_interface(netns_path, ifname, address, subnet, gateway, mac)
     except netns.PoisonedThread:
         raise
     except BaseException:
         delete_link(ipr, veth)
         raise
+
+
+def add_veth(ipr, bridge: str, netns_path: str, veth: str, ifname: str) -> None:
+    """A veth pair: ``ifname`` (down, no address) in the namespace, ``veth``
+    up on ``bridge``."""
+    bridge_index = _link_index(ipr, bridge)
+    if bridge_index is None:
+        raise errors.SystemError_(f"bridge {bridge} is gone")
+    # The peer is born inside the namespace, so it can have its name at once.
+    ipr.link("add", ifname=veth, kind="veth",
+             peer={"ifname": ifname, "net_ns_fd": netns_path})
+    try:
+        ipr.link("set", index=_link_index(ipr, veth), master=bridge_index, state="up")
+    except BaseException:
+        delete_link(ipr, veth)
+        raise
+
+
+def configure_interface(netns_path: str, ifname: str, address: ipaddress.IPv4Address,
+                        subnet: IPv4Net, gateway: ipaddress.IPv4Address | None,
+                        mac: str) -> None:
+    """Give ``ifname`` in the namespace its MAC and address, bring it up, and
+    route through ``gateway`` (unless ``None``)."""
+    from pyroute2 import IPRoute
+
+    with netns.entered(netns_path), IPRoute() as ns:
+        index = ns.link_lookup(ifname=ifname)[0]
+        ns.link("set", index=index, address=mac)
+        ns.addr("add", index=index, address=str(address), prefixlen=subnet.prefixlen)
+        ns.link("set", index=index, state="up")
+        if gateway is not None:
+            ns.route("add", dst="0.0.0.0/0", gateway=str(gateway))
 
 
 def remove_netns(path: str) -> None:

@@ -93,6 +93,15 @@ class Sandbox:
         return next(iter(self.endpoints.values()), None)
 
 
+@dataclasses.dataclass
+class Spare:
+    """A namespace made ahead of demand for a network: loopback up, ``eth0``
+    (down, no address) paired with ``veth`` on the network's bridge."""
+
+    netns: str
+    veth: str
+
+
 def _config_error(net: Network, cfg: dict) -> str | None:
     """dockerd's refusal of an endpoint config on ``net``, if any."""
     ip = ((cfg.get("IPAMConfig") or {}).get("IPv4Address") or "")
@@ -137,6 +146,10 @@ class NetworkService:
         self._forwarding = False
         self._dns = None
         self._veth_seq = itertools.count()
+        #: One ready namespace per network that containers start on, so a
+        #: start only addresses it (the kernel work is done between starts).
+        self._spares: dict[str, Spare] = {}
+        self._spare_seq = itertools.count()
 
     # -- thread -----------------------------------------------------------
 
@@ -243,6 +256,7 @@ class NetworkService:
     def _stop_sync(self) -> None:
         for cid in list(self._sandboxes):
             self._detach_sync(cid, update_rules=False)
+        self._spares.clear()  # the sweep takes them
         netlink.remove_stale(self._ipr, self.netns_dir, self.veth_prefix)
         netlink.unmount_netns_dir(self.netns_dir)
         if self.iptables:
@@ -377,6 +391,7 @@ class NetworkService:
         self._event("destroy", net)
 
     def _remove_sync(self, net: Network) -> None:
+        self._drop_spare_sync(net.id)
         self.state.networks.pop(net.id, None)
         try:
             if self.iptables:
@@ -424,6 +439,7 @@ class NetworkService:
         wanted = [(self.find_for(ref, cfg or {}), cfg or {}) for ref, cfg in
                   (networks or {primary_network(host_config): {}}).items()]
         sb = await self._run(self._attach_sync, cid, name, wanted, requests)
+        self._refill(wanted[0][0])
         sb.upstream = list(host_config.get("Dns") or [])
         try:
             if any(not self.state.networks[nid].builtin for nid in sb.endpoints):
@@ -440,15 +456,18 @@ class NetworkService:
                  for sb in self._sandboxes.values() for ep in sb.endpoints.values()
                  for m in ep.ports}
         mappings, sockets = ports_mod.reserve(requests, taken)
-        sb = Sandbox(cid, name, os.path.join(self.netns_dir, cid[:12]))
+        spare = self._spares.pop(wanted[0][0].id, None)
+        sb = Sandbox(cid, name, spare.netns if spare is not None
+                     else os.path.join(self.netns_dir, cid[:12]))
         try:
-            netlink.create_sandbox(sb.netns)
+            if spare is None:
+                netlink.create_sandbox(sb.netns)
             self._sandboxes[cid] = sb
             routed = False
             for i, (net, cfg) in enumerate(wanted):
                 route = not routed and not net.internal
                 routed = routed or route
-                ep = self._add_endpoint(sb, net, cfg, route)
+                ep = self._add_endpoint(sb, net, cfg, route, spare if i == 0 else None)
                 if i == 0:
                     ep.ports, ep.sockets = mappings, sockets
             # No save: allocations are void at the next start anyway.
@@ -462,7 +481,42 @@ class NetworkService:
             raise
         return sb
 
-    def _add_endpoint(self, sb: Sandbox, net: Network, cfg: dict, route: bool) -> Endpoint:
+    def _new_veth(self) -> str:
+        # Unique for the daemon's life: a removed namespace takes its veths
+        # with it a little later (in the kernel), so a name is never reused.
+        return f"{self.veth_prefix}{next(self._veth_seq) % 2**32:08x}"
+
+    def _refill(self, net: Network) -> None:
+        """Make ``net``'s next namespace on the network thread, off the
+        start that just took the last one."""
+        if self._pool is None or net.id in self._spares or not net.is_bridge:
+            return
+        d = self._run(self._refill_sync, net.id)
+        d.addErrback(lambda f: log.failure("preparing a namespace for {net} failed", f,
+                                           net=net.name))
+
+    def _refill_sync(self, net_id: str) -> None:
+        net = self.state.networks.get(net_id)
+        if net is None or net.ipam is None or net_id in self._spares:
+            return
+        spare = Spare(os.path.join(self.netns_dir, f"spare-{next(self._spare_seq)}"),
+                      self._new_veth())
+        netlink.create_sandbox(spare.netns)
+        try:
+            netlink.add_veth(self._ipr, net.bridge, spare.netns, spare.veth, "eth0")
+        except BaseException:
+            netlink.remove_netns(spare.netns)
+            raise
+        self._spares[net_id] = spare
+
+    def _drop_spare_sync(self, net_id: str) -> None:
+        spare = self._spares.pop(net_id, None)
+        if spare is not None:
+            netlink.remove_netns(spare.netns)
+            netlink.delete_link(self._ipr, spare.veth)
+
+    def _add_endpoint(self, sb: Sandbox, net: Network, cfg: dict, route: bool,
+                      spare: Spare | None = None) -> Endpoint:
         if not net.is_bridge or net.ipam is None:
             raise errors.InvalidParameter(
                 f"container cannot be connected to network {net.name}")
@@ -476,18 +530,22 @@ class NetworkService:
         address = net.ipam.allocate(sb.container_id, requested)
         try:
             used = {ep.ifname for ep in sb.endpoints.values()}
-            ifname = next(f"eth{n}" for n in range(64) if f"eth{n}" not in used)
-            # Unique for the daemon's life: a removed namespace takes its veths
-            # with it a little later (in the kernel), so a name is never reused.
-            veth = f"{self.veth_prefix}{next(self._veth_seq) % 2**32:08x}"
+            ifname = ("eth0" if spare is not None else
+                      next(f"eth{n}" for n in range(64) if f"eth{n}" not in used))
+            veth = spare.veth if spare is not None else self._new_veth()
             ep = Endpoint(
                 container_id=sb.container_id, network_id=net.id,
                 endpoint_id=secrets.token_hex(32), address=str(address),
                 prefixlen=net.ipam.subnet.prefixlen, gateway=str(net.ipam.gateway),
                 mac=(cfg.get("MacAddress") or ipam_mod.mac_for_ip(address)), netns=sb.netns,
                 veth=veth, ifname=ifname, aliases=list(cfg.get("Aliases") or []))
-            netlink.add_interface(self._ipr, net.bridge, sb.netns, veth, ifname, address,
-                                  net.ipam.subnet, net.ipam.gateway if route else None, ep.mac)
+            gateway = net.ipam.gateway if route else None
+            if spare is not None:
+                netlink.configure_interface(sb.netns, ifname, address, net.ipam.subnet,
+                                            gateway, ep.mac)
+            else:
+                netlink.add_interface(self._ipr, net.bridge, sb.netns, veth, ifname, address,
+                                      net.ipam.subnet, gateway, ep.mac)
         except BaseException:
             net.ipam.release(sb.container_id)
             raise

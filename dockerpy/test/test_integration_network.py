@@ -145,18 +145,22 @@ class BridgeNetworkTests(DaemonTestCase):
         veth = "v" + key[:6]
         netns_dir = os.path.join(daemon.exec_root, "netns")
         self.assertTrue([n for n in _links() if n.startswith(veth)])
-        self.assertEqual(len(os.listdir(netns_dir)), 1)
+        # The container's namespace, and the one made ready for the next start.
+        self.assertEqual(len(os.listdir(netns_dir)), 2)
         self.assertIn(f"dockerpy-{key}", _nft_tables())
         with open("/proc/sys/net/ipv4/ip_forward") as f:
             self.assertEqual(f.read().strip(), "1")
         daemon.cli("stop", "-t", "0", "cc", check=True)
-        # The kernel takes the veth pair with the namespace, in its own time.
+        # The kernel takes the veth pair with the namespace, in its own time;
+        # only the spare namespace (and its veth) stays for the next start.
         deadline = time.monotonic() + 10
-        while [n for n in _links() if n.startswith(veth)] and time.monotonic() < deadline:
+        while len([n for n in _links() if n.startswith(veth)]) > 1 and \
+                time.monotonic() < deadline:
             time.sleep(0.05)
-        self.assertFalse([n for n in _links() if n.startswith(veth)])
-        self.assertFalse(os.path.exists(netns_dir))
-        self.assertEqual(daemon.mounts(), [])
+        self.assertEqual(len([n for n in _links() if n.startswith(veth)]), 1)
+        self.assertEqual([n for n in os.listdir(netns_dir) if not n.startswith("spare-")], [])
+        self.assertEqual([m for m in daemon.mounts()
+                          if not m.startswith(os.path.join(netns_dir, "spare-"))], [])
         daemon.cli("start", "cc", check=True)  # running again when the daemon stops
         daemon.stop()
         links = _links()
