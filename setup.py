@@ -26,6 +26,8 @@ setup(
         "zope.interface>=6",
         # BuildKit's Dockerfile parser (docker build).
         "dockerfile>=3.3",
+        # zstd-compressed image layers (OCI tar+zstd) on pull.
+        "zstandard>=0.22",
     ],
     extras_require={"test": ["docker>=7"]},
 )

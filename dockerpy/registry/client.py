@@ -15,7 +15,7 @@ import base64
 import ipaddress
 import json
 from typing import Any, Callable
-from urllib.parse import urlencode, urljoin
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import treq
 from twisted.internet.defer import CancelledError
@@ -149,6 +149,9 @@ class Repository:
         self.auth = auth
         self.actions = actions
         self._authorization: str | None = None
+        self._bearer: Challenge | None = None
+        # Bearer headers for cross-repository mounts, by source repository.
+        self._mount_auth: dict[str, str] = {}
         self._pinged = False
 
     # -- auth ------------------------------------------------------------------
@@ -180,8 +183,11 @@ class Repository:
 
         Tries each base in turn; an endpoint that cannot be reached (refused,
         TLS failure) gives way to the next, and the last one's error is the
-        one reported, as with Docker.
+        one reported, as with Docker; but when the plain-HTTP fallback turns
+        out to be a TLS server, the HTTPS error (a missing client
+        certificate, say) is the one reported.
         """
+        first_error: ConnectFailed | None = None
         for n, base in enumerate(self.bases):
             last = n == len(self.bases) - 1
             try:
@@ -189,13 +195,27 @@ class Repository:
                 # the probe Go's TLS handshake timeout when a fallback exists.
                 resp = await self._raw("GET", base + "/v2/",
                                        timeout=None if last else PROBE_TIMEOUT)
-            except ConnectFailed:
+            except ConnectFailed as e:
+                first_error = first_error or e
                 if last:
                     raise
                 continue
+            if resp.code == 400 and base.startswith("http://"):
+                body = await treq.content(resp)
+                if b"HTTP request to an HTTPS server" in body:
+                    # Go's TLS server refusing plain HTTP: the HTTPS failure
+                    # (a certificate, say) is the one worth reporting, and
+                    # this endpoint must not be remembered as working.
+                    error = ConnectFailed(f'Get "{base}/v2/": the server speaks HTTPS only')
+                    first_error = first_error or error
+                    if last:
+                        raise first_error
+                    continue
             self.base = base
             if self._on_base is not None:
                 self._on_base(base)
+            if resp.code == 400 and base.startswith("http://"):
+                return []  # body already read; a 400 carries no challenge
             return await self._challenges(resp)
         raise AssertionError("no endpoint")  # pragma: no cover
 
@@ -223,6 +243,7 @@ class Repository:
                 scope = f"repository:{self.path}:{','.join(self.actions)}" if self.path else ""
                 token = await self.fetch_token(c, scope)
                 self._authorization = "Bearer " + token
+                self._bearer = c
                 return
         for c in challenges:
             if c.scheme == "basic":
@@ -232,7 +253,7 @@ class Repository:
                 self._authorization = "Basic " + base64.b64encode(pair).decode()
                 return
 
-    async def fetch_token(self, c: Challenge, scope: str) -> str:
+    async def fetch_token(self, c: Challenge, scope: str | list[str]) -> str:
         """A bearer token from the challenge's realm (Docker's token flow).
 
         With an identity token, OAuth2's refresh-token grant (POST); otherwise
@@ -248,15 +269,18 @@ class Repository:
             form = {"grant_type": "refresh_token", "refresh_token": self.auth.identity_token,
                     "service": service, "client_id": "docker"}
             if scope:
-                form["scope"] = scope
+                # OAuth2: one space-separated list.
+                form["scope"] = scope if isinstance(scope, str) else " ".join(scope)
             resp = await self._raw("POST", realm, {
                 "Content-Type": "application/x-www-form-urlencoded"},
                 urlencode(form).encode())
         else:
-            query = {"service": service} if service else {}
+            query: dict = {"service": service} if service else {}
             if scope:
-                query["scope"] = scope
-            url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
+                # Docker's token flow repeats ``scope`` for each one.
+                query["scope"] = [scope] if isinstance(scope, str) else scope
+            url = (realm + ("&" if "?" in realm else "?") + urlencode(query, doseq=True)
+                   if query else realm)
             headers = {}
             if not self.auth.anonymous:
                 pair = f"{self.auth.username}:{self.auth.password}".encode()
@@ -287,6 +311,17 @@ class Repository:
         headers = dict(headers or {})
         if self._authorization:
             headers["Authorization"] = self._authorization
+        source = parse_qs(urlsplit(path).query).get("from") if "from=" in path else None
+        if source and self._bearer is not None:
+            # A cross-repository mount needs pull access to the source too
+            # (what distribution's token handler adds for a ``from`` query).
+            header = self._mount_auth.get(source[0])
+            if header is None:
+                own = f"repository:{self.path}:{','.join(self.actions)}"
+                token = await self.fetch_token(self._bearer,
+                                               [own, f"repository:{source[0]}:pull"])
+                header = self._mount_auth[source[0]] = "Bearer " + token
+            headers["Authorization"] = header
         return await self._raw(method, url, headers, data, redirects)
 
     def absolute(self, location: str) -> str:

@@ -355,6 +355,92 @@ class BlobReader:
         self.close()
 
 
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+class _ZstdStream:
+    """A zstd blob decompressed as it is read (the image store only knows
+    gzip, bzip2 and xz).  End of file comes only once the compressed stream
+    itself ended, so a ``BlobReader`` underneath has verified its digest."""
+
+    def __init__(self, raw, prefix: bytes):
+        import zstandard
+
+        self._raw = raw
+        self._source = _Prefixed(prefix, raw)
+        # Layers may be several frames (pigz-like parallel compressors).
+        self._z = zstandard.ZstdDecompressor().stream_reader(
+            self._source, read_size=CHUNK, read_across_frames=True, closefd=False)
+        self._error = zstandard.ZstdError
+        self._eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        if self._eof:
+            return b""
+        try:
+            data = self._z.read(n if n is not None and n > 0 else CHUNK)
+        except self._error as e:
+            raise InvalidParameter(f"zstd: {e}") from None
+        if data:
+            return data
+        if self._source.read(1):
+            raise InvalidParameter("zstd: trailing data after the last frame")
+        self._eof = True
+        return b""
+
+    def close(self) -> None:
+        self._z.close()
+        self._raw.close()
+
+    def __enter__(self) -> "_ZstdStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Prefixed:
+    """Replays sniffed bytes, then reads on from ``raw``."""
+
+    def __init__(self, prefix: bytes, raw):
+        self._prefix = prefix
+        self._raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        if self._prefix:
+            if n is None or n < 0:
+                data, self._prefix = self._prefix + self._raw.read(), b""
+                return data
+            data, self._prefix = self._prefix[:n], self._prefix[n:]
+            return data
+        return self._raw.read(n)
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> "_Prefixed":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def layer_stream(raw):
+    """The layer blob ``raw`` as the image store should read it: zstd is
+    decompressed here (detected by its magic number, as Docker's
+    ``DecompressStream`` does, whatever the media type says); anything else
+    is passed on for the store to detect.  Blocking reads."""
+    head = b""
+    while len(head) < len(ZSTD_MAGIC):
+        chunk = raw.read(len(ZSTD_MAGIC) - len(head))
+        if not chunk:
+            break
+        head += chunk
+    if head == ZSTD_MAGIC:
+        return _ZstdStream(raw, head)
+    return _Prefixed(head, raw)
+
+
 def progress_bar(current: int, total: int) -> str:
     """The text bar Docker puts in ``progress`` (clients draw their own from
     ``progressDetail``; this is for the ones that print the string)."""

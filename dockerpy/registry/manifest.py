@@ -54,7 +54,10 @@ class Descriptor:
             raise InvalidParameter(f"invalid manifest descriptor: {obj!r}") from None
 
     def to_json(self) -> dict:
-        return {"mediaType": self.media_type, "size": self.size, "digest": self.digest}
+        obj = {"mediaType": self.media_type, "size": self.size, "digest": self.digest}
+        if self.urls:
+            obj["urls"] = list(self.urls)
+        return obj
 
 
 @dataclass(frozen=True)
@@ -143,8 +146,9 @@ def select_manifest(index: dict, want: Platform) -> Descriptor:
 def image_layers(manifest: dict) -> tuple[Descriptor, list[Descriptor]]:
     """(config, layers) of an image manifest.
 
-    :raises InvalidParameter: unknown layer media type (zstd is accepted here;
-        the store says whether it can decompress it).
+    :raises InvalidParameter: unknown layer media type (zstd ones are
+        decompressed by ``download.layer_stream``; foreign ones are fetched
+        from the registry by digest, as Docker does on Linux).
     """
     try:
         config = Descriptor.from_json(manifest["config"])

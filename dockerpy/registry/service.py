@@ -8,19 +8,24 @@ daemon-wide, shared with concurrent pulls, resumable: see ``download``) and
 at once hands readers of them to ``ImageStore.add_image``, which
 decompresses, hashes and applies each layer while the next ones arrive, all
 or nothing; a reader gives end of file only once its blob matched its
-digest, so nothing unverified becomes a layer.  A push
-gzips each layer's stored tar (in the thread pool, digest computed while
-writing), uploads only the blobs the registry lacks, and puts a schema2
-manifest.
+digest, so nothing unverified becomes a layer; zstd blobs are
+decompressed on the way (``download.layer_stream``) and foreign layers
+are fetched from the registry by digest, as dockerd does on Linux.  A push
+asks the registry for the blob it knows for each layer, mounts it from
+another repository of the same registry when it knows one holding it,
+else gzips the layer's stored tar (in the thread pool, digest computed
+while writing) and uploads it; foreign layers are skipped; then it puts a
+schema2 manifest.
 
 Progress is reported as Docker's JSON messages through a callable; the
 first message is sent only once the manifest is known, so early failures
 (unknown tag, denied) still become plain HTTP errors, as with Docker.
 
 Owns ``<data-root>/registry/tmp`` (resumable partial downloads, see
-``download``; other leftovers removed at start) and
-``<data-root>/registry/compressed.json`` (diff id -> digest and size of the
-gzip blob we pushed, so a later push can ask the registry before compressing).
+``download``; other leftovers removed at start) and, through
+``metadata.DistributionMetadata``, what is known of layers on registries
+(``compressed.json``, ``sources.json``): which blob each layer was pulled
+or pushed as, and which repositories hold each blob.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import shutil
 import tempfile
 import threading
 import time
+from urllib.parse import urlencode
 from typing import IO, Any, Callable
 
 import treq
@@ -43,7 +49,6 @@ from twisted.web.client import FileBodyProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from dockerpy import atomic
 from dockerpy.errors import (Conflict, DockerError, Forbidden, InvalidParameter, NotFound,
                              SystemError_)
 from dockerpy.images import reference as refs
@@ -53,8 +58,9 @@ from dockerpy.registry import manifest as mf
 from dockerpy.registry.auth import AuthConfig, registry_host
 from dockerpy.registry.client import (Progress, Repository, Unauthorized, endpoints_for,
                                       is_insecure, make_http_client)
-from dockerpy.registry.download import (BlobDownload, BlobReader, clean_tmp, progress_bar,
-                                        short)
+from dockerpy.registry.download import (BlobDownload, BlobReader, clean_tmp, layer_stream,
+                                        progress_bar, short)
+from dockerpy.registry.metadata import DistributionMetadata
 from dockerpy.registry.tls import DEFAULT_CERTS_DIR, RegistryTLSPolicy
 
 log = Logger()
@@ -63,6 +69,8 @@ CHUNK = 1 << 20
 MAX_CONCURRENT_DOWNLOADS = 3
 MAX_CONCURRENT_UPLOADS = 5
 MAX_MANIFEST_SIZE = 4 << 20
+MAX_MOUNT_ATTEMPTS = 3
+_GZIP_LAYERS = (mf.DOCKER_LAYER_GZIP, mf.OCI_LAYER_GZIP)
 _PROGRESS_INTERVAL = 0.1
 
 
@@ -174,8 +182,7 @@ class RegistryService:
         self._download_sem = defer.DeferredSemaphore(MAX_CONCURRENT_DOWNLOADS)
         # The scheme each insecure registry answered on (HTTPS tried first).
         self._schemes: dict[str, str] = {}
-        self._compressed_path = os.path.join(state_dir, "compressed.json")
-        self._compressed_lock = threading.Lock()
+        self.metadata = DistributionMetadata(state_dir)
         # FileBodyProducer's default cooperator would use the global reactor.
         self._cooperator = Cooperator(scheduler=lambda f: reactor.callLater(0, f))
 
@@ -276,7 +283,6 @@ class RegistryService:
                     f"image with reference {refs.familiar(ref)} was found but does not match "
                     f"the specified platform: wanted {want}, actual: {actual}")
         diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-        layers = [d for d in layers if d.media_type not in mf.FOREIGN_LAYER_TYPES]
         if len(diff_ids) != len(layers):
             raise InvalidParameter(
                 f"invalid manifest, layers length mismatch: expected {len(layers)}, "
@@ -340,6 +346,7 @@ class RegistryService:
             if i in blobs and i not in completed:
                 progress({"status": "Pull complete", "progressDetail": {},
                           "id": short(desc.digest)})
+        await self._record_pulled(repo, ref, layers, diff_ids, set(blobs))
         progress({"status": f"Digest: {top['digest']}"})
         shown = refs.familiar(ref)
         if previous == image.id and not blobs:
@@ -348,6 +355,29 @@ class RegistryService:
             status = f"Status: Downloaded newer image for {shown}"
         progress({"status": status})
         return {"id": image_id, "status": status}
+
+    async def _record_pulled(self, repo: Repository, ref: Reference,
+                             layers: list[mf.Descriptor], diff_ids: list[str],
+                             downloaded: set[int]) -> None:
+        """Distribution metadata of a pull: which blob each downloaded layer
+        came as (only gzip ones are pushed back as they are, and foreign ones
+        are not pushed), and that the origin repository holds every blob."""
+        origin = repo.host == ref.domain
+        entries = []
+        for i, desc in enumerate(layers):
+            diff_id: str | None = None
+            media = desc.media_type
+            if i in downloaded and (desc.urls or media in _GZIP_LAYERS):
+                diff_id = diff_ids[i]
+                media = media if desc.urls else mf.DOCKER_LAYER_GZIP
+            if diff_id is not None or origin:
+                entries.append((diff_id, desc.digest, desc.size, ref.name if origin else None,
+                                media, desc.urls))
+        if entries:
+            try:
+                await self.in_thread(self.metadata.record_many, entries)
+            except OSError as e:
+                log.warn("pull: could not record distribution metadata: {e}", e=e)
 
     async def _pull_source(self, ref: Reference, auth: AuthConfig, want: mf.Platform,
                            explicit: bool) -> tuple[Repository, dict, dict]:
@@ -448,7 +478,7 @@ class RegistryService:
                     call(progress, {"status": "Extracting",
                                     "progressDetail": {"current": done, "total": desc.size},
                                     "progress": progress_bar(done, desc.size), "id": sid})
-            return BlobReader(blob, report)
+            return layer_stream(BlobReader(blob, report))
         return open_layer
 
     def _has_layer(self, chain: str) -> bool:
@@ -563,32 +593,32 @@ class RegistryService:
             return False
         raise await repo.error(resp, f"blob {digest}")
 
-    def _known_compressed(self, diff_id: str) -> dict | None:
-        with self._compressed_lock:
-            try:
-                return atomic.read_json(self._compressed_path).get(diff_id)
-            except (FileNotFoundError, ValueError):
-                return None
-
-    def _remember_compressed(self, diff_id: str, digest: str, size: int) -> None:
-        with self._compressed_lock:
-            try:
-                known = atomic.read_json(self._compressed_path)
-            except (FileNotFoundError, ValueError):
-                known = {}
-            known[diff_id] = {"digest": digest, "size": size}
-            atomic.write_json(self._compressed_path, known)
-
     async def _push_layer(self, repo: Repository, layer, progress: Progress) -> mf.Descriptor:
         sid = short(layer.diff_id)
-        known = await self.in_thread(self._known_compressed, layer.diff_id)
-        if known and await self._blob_exists(repo, known["digest"]):
-            progress({"status": "Layer already exists", "progressDetail": {}, "id": sid})
-            return mf.Descriptor(mf.DOCKER_LAYER_GZIP, known["digest"], known["size"])
+        target = f"{repo.host}/{repo.path}"
+        known = await self.in_thread(self.metadata.blob_for, layer.diff_id)
+        location = None
+        if known and known.get("urls"):
+            # Docker's rule: a layer that came with URLs is not distributable.
+            progress({"status": "Skipped foreign layer", "progressDetail": {}, "id": sid})
+            return mf.Descriptor(known.get("mediaType") or mf.DOCKER_FOREIGN_LAYER,
+                                 known["digest"], int(known["size"]),
+                                 urls=tuple(known["urls"]))
+        if known and known.get("mediaType", mf.DOCKER_LAYER_GZIP) == mf.DOCKER_LAYER_GZIP:
+            digest, size = known["digest"], int(known["size"])
+            if await self._blob_exists(repo, digest):
+                progress({"status": "Layer already exists", "progressDetail": {}, "id": sid})
+                await self._record_pushed(layer.diff_id, digest, size, target)
+                return mf.Descriptor(mf.DOCKER_LAYER_GZIP, digest, size)
+            mounted, location = await self._try_mount(repo, digest)
+            if mounted is not None:
+                progress({"status": f"Mounted from {mounted}", "progressDetail": {}, "id": sid})
+                await self._record_pushed(layer.diff_id, digest, size, target)
+                return mf.Descriptor(mf.DOCKER_LAYER_GZIP, digest, size)
         src = self.store._layer_tar(layer)
         path, digest, size = await self.in_thread(gzip_file, src, self.tmp)
         try:
-            await self.in_thread(self._remember_compressed, layer.diff_id, digest, size)
+            await self._record_pushed(layer.diff_id, digest, size, None)
             if await self._blob_exists(repo, digest):
                 progress({"status": "Layer already exists", "progressDetail": {}, "id": sid})
             else:
@@ -604,19 +634,67 @@ class RegistryService:
                 with open(path, "rb") as f:
                     producer = FileBodyProducer(_ReportingReader(f, report), self._cooperator,
                                                 readSize=256 * 1024)
-                    await self._upload(repo, digest, producer, size)
+                    await self._upload(repo, digest, producer, size, location)
                 progress({"status": "Pushed", "progressDetail": {}, "id": sid})
+            await self._record_pushed(None, digest, size, target)
         finally:
             await self.in_thread(_remove_all, [path])
         return mf.Descriptor(mf.DOCKER_LAYER_GZIP, digest, size)
 
-    async def _upload(self, repo: Repository, digest: str, data, size: int) -> None:
-        """Monolithic upload: POST to open a session, PUT the bytes with the digest."""
-        resp = await repo.request("POST", "blobs/uploads/", {}, b"")
-        if resp.code != 202:
-            raise await repo.error(resp, "blob upload")
-        await treq.content(resp)
-        location = (resp.headers.getRawHeaders(b"location") or [b""])[0].decode()
+    async def _record_pushed(self, diff_id: str | None, digest: str, size: int,
+                             repository: str | None) -> None:
+        try:
+            await self.in_thread(self.metadata.record, diff_id, digest, size, repository,
+                                 mf.DOCKER_LAYER_GZIP)
+        except OSError as e:
+            log.warn("push: could not record distribution metadata: {e}", e=e)
+
+    async def _try_mount(self, repo: Repository, digest: str) -> tuple[str | None, str | None]:
+        """Cross-repository mount of ``digest`` from a repository of the same
+        registry known to hold it (at most ``MAX_MOUNT_ATTEMPTS``, as Docker).
+
+        :return: (the repository path it was mounted from or None, an upload
+            location the registry opened instead, to upload through).
+        """
+        prefix = repo.host + "/"
+        candidates = [s[len(prefix):] for s in await self.in_thread(self.metadata.sources,
+                                                                     digest)
+                      if s.startswith(prefix) and s[len(prefix):] != repo.path]
+        location = None
+        for source in candidates[:MAX_MOUNT_ATTEMPTS]:
+            query = urlencode({"mount": digest, "from": source})
+            try:
+                resp = await repo.request("POST", f"blobs/uploads/?{query}", {}, b"")
+            except Unauthorized as e:
+                log.info("no token to mount {digest} from {source}: {e}",
+                         digest=digest, source=source, e=e.message)
+                continue
+            await treq.content(resp)
+            if resp.code == 201:
+                return source, None
+            if resp.code == 202:
+                # Not mounted (gone there, or no pull access): the registry
+                # opened an ordinary upload session instead.
+                location = (resp.headers.getRawHeaders(b"location") or [b""])[0].decode()
+                log.info("mount of {digest} from {source} refused; uploading",
+                         digest=digest, source=source)
+                if location:
+                    break
+            else:
+                log.info("mount of {digest} from {source} failed: {code}",
+                         digest=digest, source=source, code=resp.code)
+        return None, location or None
+
+    async def _upload(self, repo: Repository, digest: str, data, size: int,
+                      location: str | None = None) -> None:
+        """Monolithic upload: POST to open a session (unless one is open
+        already), PUT the bytes with the digest."""
+        if location is None:
+            resp = await repo.request("POST", "blobs/uploads/", {}, b"")
+            if resp.code != 202:
+                raise await repo.error(resp, "blob upload")
+            await treq.content(resp)
+            location = (resp.headers.getRawHeaders(b"location") or [b""])[0].decode()
         if not location:
             raise SystemError_("registry gave no upload location")
         url = repo.absolute(location)
