@@ -180,6 +180,8 @@ class NetworkService:
             self._pool.stop()
             self._pool = None
             raise
+        if any(not n.builtin for n in self.state.networks.values()):
+            self._warm_dns()
         ipam = self.default_bridge().ipam
         log.info("network bridge {bridge}: {subnet} gateway {gw}", bridge=self.bridge,
                  subnet=str(ipam.subnet), gw=str(ipam.gateway))
@@ -336,6 +338,7 @@ class NetworkService:
             labels=dict(body.get("Labels") or {}), options=options)
         net = await self._run(self._create_sync, net, parsed)
         self._event("create", net)
+        self._warm_dns()
         return net
 
     def _create_sync(self, net: Network, parsed) -> Network:
@@ -624,13 +627,25 @@ class NetworkService:
 
     # -- embedded DNS -------------------------------------------------------
 
-    async def _start_dns(self, sb: Sandbox) -> None:
+    async def _ensure_dns(self):
         if self._dns is None:
             from dockerpy.containers.etcfiles import host_upstreams
             from dockerpy.network.dns import EmbeddedDNS
 
             upstream = await self._run(host_upstreams)
-            self._dns = EmbeddedDNS(self._reactor, self.resolve, self.reverse, upstream)
+            if self._dns is None:
+                self._dns = EmbeddedDNS(self._reactor, self.resolve, self.reverse, upstream)
+        return self._dns
+
+    def _warm_dns(self) -> None:
+        """Load the DNS server (twisted.names) once a user network exists,
+        rather than in the first start on one."""
+        if self._dns is None and self._pool is not None:
+            defer.ensureDeferred(self._ensure_dns()).addErrback(
+                lambda f: log.failure("loading the embedded DNS server failed", f))
+
+    async def _start_dns(self, sb: Sandbox) -> None:
+        await self._ensure_dns()
         await self._dns.serve(sb.container_id, sb.netns, upstream=sb.upstream or None)
         sb.dns = True
 
