@@ -3,12 +3,14 @@
 * Idle: RSS and PSS of the daemon's own processes (for Docker: dockerd and
   the containerd it started), after start-up and a busybox import, with no
   container.
-* Per container: with N ``sleep 1000`` containers running, the PSS of each
-  container's supervising process -- the parent of the container's init
-  (``State.Pid``): ``runc run`` for dockerpy, ``containerd-shim-runc-v2``
-  for Docker -- summed and divided by N; read from
-  ``/proc/PID/smaps_rollup``.  The container's own processes are not
-  counted.  The growth of the daemon's own RSS per container is printed too.
+* Per container: with N ``sleep 1000`` containers running, what they cost
+  beyond the idle daemon, divided by N: the PSS of each container's
+  supervising process -- the parent of the container's init (``State.Pid``)
+  when that is not the daemon itself: ``containerd-shim-runc-v2`` for
+  Docker; none for dockerpy, whose daemon is the subreaper of its
+  containers (it was a ``runc run`` per container before) -- plus the
+  growth of the daemon's own PSS; from ``/proc/PID/smaps_rollup``.  The
+  containers' own processes are not counted.
 
     .venv/bin/python bench/memory.py [-c 50] [--oracle] [--host NAME=URL]
 """
@@ -40,17 +42,21 @@ def daemon_memory(target: Target) -> dict:
 
 
 def supervisors(target: Target, ids: list[str]) -> dict:
-    """PSS of the parent of each container's init.
+    """PSS of the parent of each container's init, unless it is the daemon.
 
     :return: ``{"count": n, "pss": total kB, "rss": total kB, "per": kB each,
         "what": a sample command line}``
     """
     out = target.cli("inspect", "--format", "{{json .State.Pid}}", *ids).stdout.split()
     pids = [json.loads(p) for p in out]
+    own = set(daemon_pids(target).values())
     total_pss = total_rss = 0
     what = ""
     for pid in pids:
         sup = parent(pid)
+        if sup in own:
+            what = what or "the daemon itself"
+            continue
         r = rollup(sup)
         total_pss += r["Pss"]
         total_rss += r["Rss"]
@@ -84,10 +90,10 @@ def main() -> None:
         for target in targets:
             s = supervisors(target, started[target.name])
             busy = daemon_memory(target)
-            growth = (busy["rss"] - idle[target.name]["rss"]) / s["count"]
-            print(f"per ctr   {target.name:10s} supervisor PSS {s['per'] / 1024:5.2f} MB"
-                  f" (RSS {s['rss'] / s['count'] / 1024:.2f} MB; {s['what']!r});"
-                  f" daemon RSS +{growth:.0f} kB/container")
+            growth = (busy["pss"] - idle[target.name]["pss"]) / s["count"]
+            print(f"per ctr   {target.name:10s} {(s['per'] + growth) / 1024:5.2f} MB PSS:"
+                  f" supervisor {s['per'] / 1024:.2f} MB ({s['what']!r})"
+                  f" + daemon +{growth:.0f} kB/container")
     finally:
         for target in targets:
             start_many.remove(target, started.get(target.name) or start_many.leftovers(target))

@@ -87,10 +87,15 @@ class DaemonService(service.Service):
         from dockerpy.containers.service import ContainerService
         from dockerpy.images.store import ImageStore
         from dockerpy.runtime.cgroups import cgroup_version
-        from dockerpy.runtime.oci import choose_default
+        from dockerpy.runtime.oci import become_subreaper, choose_default
         from dockerpy.storage import make_driver
 
         conf = self.conf
+        # Containers then become our children once the runtime has started
+        # them and exited (run --detach): no runtime process per container.
+        if not become_subreaper():
+            log.warn("cannot become a child subreaper: each container keeps its runtime "
+                     "process")
         for path in (conf.data_root, conf.exec_root):
             os.makedirs(path, mode=0o711, exist_ok=True)
         self.driver = await self.in_thread(make_driver, conf.storage_driver, conf.data_root)

@@ -303,6 +303,147 @@ class _StartWatcher(ProcessProtocol):
         return translate_start_error(name, message, cmd)
 
 
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants, so that a
+    container started with ``run --detach`` becomes our child when the
+    runtime exits.  :return: whether it worked."""
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def is_subreaper() -> bool:
+    import ctypes
+
+    value = ctypes.c_int(0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(value), 0, 0, 0) != 0:
+        return False
+    return bool(value.value)
+
+
+def _wait_reason(status: int) -> Failure:
+    """A container init's ``waitpid`` status as the Failure a foreground
+    runtime's exit gives ``processEnded``: a signal ``n`` is exit code
+    ``128 + n``, as runc and crun report it."""
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return Failure(ProcessDone(status))
+    return Failure(ProcessTerminated(128 - code if code < 0 else code, None, status))
+
+
+class _DetachedWatcher(_StartWatcher):
+    """:class:`_StartWatcher` for ``run --detach`` under a subreaper daemon.
+
+    The runtime exits as soon as the container runs, and the container's
+    init, orphaned, becomes the daemon's child: its exit status comes from
+    Twisted's child reaping (``registerReapProcessHandler``), not from the
+    runtime.  The caller's protocol sees ``processExited``/``processEnded``
+    with the container's status once the init exited *and* its pipes closed
+    (all output delivered).  No runtime process stays behind per container.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_reason: Optional[Failure] = None
+        self._pipes_closed = False
+
+    def processExited(self, reason: Failure) -> None:
+        if self._state == "starting":
+            self._check_started()
+        if self._state != "running":
+            super().processExited(reason)
+            return
+        # The runtime is gone, so the init is our child now.
+        from twisted.internet import process as twisted_process
+
+        twisted_process.registerReapProcessHandler(
+            self.pid, _InitReaper(self.pid, self.container_id, self._init_ended))
+
+    def processEnded(self, reason: Failure) -> None:
+        if self._state != "running" or self.pid is None:
+            super().processEnded(reason)
+            return
+        self._pipes_closed = True
+        self._maybe_end()
+
+    def _init_ended(self, status: int) -> None:
+        """The init exited: forget the stopped container as ``<rt> delete``
+        would (its cgroup, its state directory) without spawning the
+        runtime again, then report the exit."""
+        from twisted.internet.threads import deferToThreadPool
+
+        cgroups_path = ""
+        try:
+            spec = atomic.read_json(os.path.join(self.bundle, "config.json"))
+            cgroups_path = spec["linux"].get("cgroupsPath") or ""
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        reactor = self.runtime.reactor
+        d = deferToThreadPool(reactor, reactor.getThreadPool(), _forget_stopped,
+                              self.runtime.state_root, self.container_id, cgroups_path)
+        d.addErrback(lambda f: log.failure("forgetting the stopped container {id}", f,
+                                           id=self.container_id))
+
+        def report(_: object) -> None:
+            self._init_reason = _wait_reason(status)
+            self._maybe_end()
+
+        d.addBoth(report)
+
+    def _maybe_end(self) -> None:
+        if self._init_reason is None or not self._pipes_closed:
+            return
+        reason, self._init_reason = self._init_reason, None
+        self._pipes_closed = False
+        self.inner.processExited(reason)
+        self.inner.processEnded(reason)
+
+
+def _forget_stopped(state_root: str, container_id: str, cgroups_path: str) -> None:
+    """Blocking: what ``<rt> delete`` does for a stopped container with no
+    hooks: remove its cgroup (left alone if something still runs in it) and
+    its state directory."""
+    if cgroups_path and ":" not in cgroups_path:  # a cgroupfs path, not systemd's
+        busy = cgroups.remove_cgroup_parent(cgroups_path)
+        if busy:
+            log.warn("cgroups still busy after {id} stopped: {busy}", id=container_id,
+                     busy=busy)
+            return  # keep the state: a later delete retries
+    shutil.rmtree(os.path.join(state_root, container_id), ignore_errors=True)
+
+
+class _InitReaper:
+    """What Twisted's child reaping calls for a container's init: it reaps
+    the pid on SIGCHLD (``reapProcess``), or reports that it had already
+    exited when registered (``processEnded(status)``)."""
+
+    def __init__(self, pid: int, container_id: str, on_exit) -> None:
+        self.pid = pid
+        self.container_id = container_id
+        self.on_exit = on_exit
+
+    def reapProcess(self) -> None:  # noqa: N802 (Twisted's name)
+        from twisted.internet import process as twisted_process
+
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            log.error("container {id}: its init {pid} is not our child",
+                      id=self.container_id, pid=self.pid)
+            pid, status = self.pid, 255 << 8
+        if pid:
+            twisted_process.unregisterReapProcessHandler(self.pid, self)
+            self.on_exit(status)
+
+    def processEnded(self, status: int) -> None:  # noqa: N802 (Twisted's name)
+        self.on_exit(status)
+
+
 @implementer(IRuntime)
 class OCIRuntime:
     """An OCI runtime binary with its own state directory.
@@ -420,7 +561,9 @@ class OCIRuntime:
 
     def run(self, container_id: str, bundle: str, protocol: ProcessProtocol,
             stdin: bool, pid_file: str) -> Deferred:
-        """Run the container in the foreground (see :meth:`IRuntime.run`).
+        """Run the container (see :meth:`IRuntime.run`): in the foreground,
+        or, when this process is a child subreaper (the daemon makes itself
+        one), with ``--detach`` so that no runtime process stays per container.
 
         The runtime's own stderr is held back until the container started
         (it is the runtime's error text otherwise).  If the bundle's
@@ -456,7 +599,14 @@ class OCIRuntime:
                 self, argv, "run", container_id, pid_file, protocol, started,
                 lambda inner: _StartWatcher(self, container_id, bundle, pid_file, inner,
                                             started))
-        watcher = _StartWatcher(self, container_id, bundle, pid_file, protocol, started)
+        if is_subreaper():
+            # The runtime exits once the container runs; the container is
+            # then our child (see _DetachedWatcher).
+            at = argv.index("run", 1) + 1
+            argv = argv[:at] + ["--detach"] + argv[at:]
+            watcher = _DetachedWatcher(self, container_id, bundle, pid_file, protocol, started)
+        else:
+            watcher = _StartWatcher(self, container_id, bundle, pid_file, protocol, started)
         return _spawn_piped(self, watcher, argv, stdin, started)
 
     def exec(self, container_id: str, process_spec: dict, protocol: ProcessProtocol,

@@ -16,6 +16,7 @@ from typing import Optional
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
@@ -126,6 +127,7 @@ class RuntimeTestsMixin:
     async def start(self, args: list[str], stdin: bool = False,
                     **kwargs) -> tuple[str, Recorder, int]:
         container_id, bundle = self.bundle(args, **kwargs)
+        self._last_id = container_id
         proto = Recorder()
         pid = await self.runtime.run(container_id, bundle, proto, stdin,
                                      os.path.join(bundle, "pid"))
@@ -266,6 +268,31 @@ class RuntimeTestsMixin:
 class RuncTests(RuntimeTestsMixin, TestCase):
     runtime_name = "runc"
     runtime_path = "runc"
+
+
+class DetachedRuncTests(RuncTests):
+    """The same, with this process a child subreaper, as the daemon is: the
+    runtime runs ``--detach`` and the container's init becomes our child."""
+
+    async def setUp(self) -> None:
+        await super().setUp()
+        from dockerpy.runtime.oci import PR_SET_CHILD_SUBREAPER, become_subreaper
+
+        self.assertTrue(become_subreaper())
+        self.addCleanup(lambda: __import__("ctypes").CDLL(None).prctl(
+            PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0))
+
+    async def test_no_runtime_process_stays_and_the_init_is_our_child(self) -> None:
+        _, proto, pid = await self.start(["sleep", "30"])
+        for _ in range(500):
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid == os.getpid():
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(ppid, os.getpid())
+        await self.runtime.kill(self._last_id, signal.SIGKILL)
+        self.assertEqual(exit_code(await proto.ended), 128 + signal.SIGKILL)
 
 
 class CrunTests(RuntimeTestsMixin, TestCase):
