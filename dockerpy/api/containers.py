@@ -12,16 +12,13 @@ import tempfile
 
 from klein import Klein
 from twisted.internet import defer
-from twisted.internet.interfaces import IHalfCloseableProtocol
-from twisted.internet.protocol import Protocol
 from twisted.protocols.basic import FileSender
-from zope.interface import implementer
 
 from dockerpy import errors
 from dockerpy.api import stdcopy
 from dockerpy.api.app import (api_version, parse_filters, query, query_bool, query_int,
                               read_json, write_json)
-from dockerpy.api.hijack import hijack_request
+from dockerpy.api.hijack import AttachStream, hijack_request
 from dockerpy.containers.exec import exec_ids
 from dockerpy.containers.filters import matches_list
 from dockerpy.containers.logs import read_log
@@ -177,52 +174,6 @@ def list_view(rec, daemon, now: float, size: int | None) -> dict:
         out["SizeRw"] = size
         out["SizeRootFs"] = _size_root_fs(daemon, rec, size)
     return out
-
-
-@implementer(IHalfCloseableProtocol)
-class AttachStream(Protocol):
-    """The server side of a hijacked attach: client bytes are stdin, container
-    output goes back raw (TTY) or stdcopy-framed; the container's end closes
-    the connection; the client's half-close ends stdin when StdinOnce."""
-
-    def __init__(self, tty: bool, stdin_once: bool):
-        self.tty, self.stdin_once = tty, stdin_once
-        self.attachment = None
-        self._early: list[tuple[str, bytes]] = []
-        self._ended = False
-
-    def output(self, stream: str, data: bytes) -> None:
-        if self.transport is None:
-            self._early.append((stream, data))
-            return
-        self.transport.write(data if self.tty else stdcopy.frame(stream, data))
-
-    def end(self) -> None:
-        self._ended = True
-        if self.transport is not None:
-            self.transport.loseConnection()
-
-    def connectionMade(self) -> None:  # noqa: N802
-        for stream, data in self._early:
-            self.output(stream, data)
-        self._early = []
-        if self._ended:
-            self.transport.loseConnection()
-
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802
-        if self.attachment is not None:
-            self.attachment.write_stdin(data)
-
-    def readConnectionLost(self) -> None:  # noqa: N802
-        if self.attachment is not None and self.stdin_once:
-            self.attachment.close_stdin()
-
-    def writeConnectionLost(self) -> None:  # noqa: N802
-        pass
-
-    def connectionLost(self, reason=None) -> None:  # noqa: N802
-        if self.attachment is not None:
-            self.attachment.detach()
 
 
 def _stream_type(rec, version) -> bytes:
@@ -398,32 +349,46 @@ def install(app: Klein, daemon=None) -> None:
         request.setResponseCode(200)
         request.setHeader(b"content-type", _stream_type(rec, api_version(request)))
 
+        write = request.write
+
         def emit(stream: str, data: bytes, ts: str | None) -> None:
             if timestamps:
                 from dockerpy.timeutil import rfc3339
                 data = (ts or rfc3339(daemon.reactor.seconds())).encode() + b" " + data
-            request.write(data if tty else stdcopy.frame(stream, data))
+            write(data if tty else stdcopy.frame(stream, data))
 
         request.write(b"")
         for stream, data, ts in entries:
             emit(stream, data, ts)
         if not query_bool(request, "follow") or not svc().is_running(rec.id):
             return b""
-        done: defer.Deferred = defer.Deferred()
-        att = svc().attach(rec.id, False, stdout, stderr,
-                           lambda s, d: emit(s, d, None),
-                           lambda: done.called or done.callback(None))
+        from dockerpy.api.hijack import BoundedOutput
+        from dockerpy.containers.logs import follow
+
+        # A follower that does not read gets its output dropped past a bound,
+        # never buffered without end nor slowing the container.
+        out = BoundedOutput(request)
+        out.register()
+        write = out.write
         try:
-            await done
+            await follow(svc(), daemon.reactor, rec.id, stdout, stderr,
+                         lambda s, d: emit(s, d, None))
         finally:
-            att.detach()
+            if request.channel is not None:  # else the client is gone
+                out.unregister()
         return b""
 
     @app.route("/containers/<string:cid>/attach", methods=["POST"])
     def post_containers_attach(request, cid):
+        from dockerpy.containers.detach import attach_keys, publish_detach
+
+        keys = attach_keys(query(request, "detachKeys"))
         rec = svc().get(cid)
         version = api_version(request)
-        proto = AttachStream(bool(rec.config.get("Tty")), bool(rec.config.get("StdinOnce")))
+        tty = bool(rec.config.get("Tty"))
+        # As Docker: the keys are watched for on a terminal only.
+        proto = AttachStream(tty, bool(rec.config.get("StdinOnce")), keys if tty else None,
+                             lambda: publish_detach(getattr(daemon, "events", None), rec))
         if query_bool(request, "logs"):
             stdout, stderr = query_bool(request, "stdout"), query_bool(request, "stderr")
             for stream, data, _ in read_log(daemon.containers.records.log_path(rec.id),

@@ -6,7 +6,8 @@ shapes Docker sends for exec instances.
 way attach does (``101 UPGRADED`` or the old ``200 OK`` raw stream): client
 bytes are the process's stdin, its output goes back stdcopy-framed (raw with
 a TTY), and the connection closes once the process ended and its exit code
-can be read from ``GET /exec/{id}/json``.
+can be read from ``GET /exec/{id}/json``, or when the client typed the
+exec's detach keys (with a TTY; the process keeps running).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from twisted.logger import Logger
 
 from dockerpy import errors
 from dockerpy.api.app import api_version, query_int, read_json, write_json
-from dockerpy.api.containers import MULTIPLEXED_STREAM, RAW_STREAM, AttachStream
-from dockerpy.api.hijack import hijack_request
+from dockerpy.api.containers import MULTIPLEXED_STREAM, RAW_STREAM
+from dockerpy.api.hijack import AttachStream, hijack_request
+from dockerpy.containers.detach import exec_keys, publish_detach
+from dockerpy.containers.exec import console_size
 
 log = Logger()
 
@@ -75,14 +78,25 @@ def install(app: Klein, daemon=None) -> None:
             raise errors.InvalidParameter("invalid JSON: exec start config must be an object")
         tty = body.get("Tty")
         session = execs().check_startable(eid)
+        size = console_size(body.get("ConsoleSize"))
         if body.get("Detach"):
             async def detached():
-                await execs().start(eid, tty)
+                await execs().start(eid, tty, size=size)
                 request.setResponseCode(200)
                 return b""
             return defer.ensureDeferred(detached())
         is_tty = session.tty or bool(tty)
-        proto = AttachStream(is_tty, True)
+
+        def detached() -> None:
+            try:
+                rec = execs().containers.get(session.container_id)
+            except errors.NotFound:
+                return
+            publish_detach(getattr(daemon, "events", None), rec, "exec_detach",
+                           execID=session.id)
+
+        proto = AttachStream(is_tty, True, exec_keys(session.detach_keys) if is_tty else None,
+                             detached)
         att = _ExecAttachment(execs(), session)
         proto.attachment = att
 
@@ -93,7 +107,7 @@ def install(app: Klein, daemon=None) -> None:
         content_type = RAW_STREAM if is_tty or api_version(request) < (1, 42) \
             else MULTIPLEXED_STREAM
         hijack_request(request, proto, content_type)
-        d = defer.ensureDeferred(execs().start(eid, tty, output, proto.end))
+        d = defer.ensureDeferred(execs().start(eid, tty, output, proto.end, size))
 
         def failed(f):
             # Docker writes why the exec could not start into the stream (the

@@ -1,5 +1,6 @@
 # -*- test-case-name: dockerpy.test.test_api_hijack -*-
-"""Taking over an HTTP connection for attach and exec (Docker's hijack).
+"""Taking over an HTTP connection for attach and exec (Docker's hijack),
+and the attach stream that runs on it.
 
 Docker clients send ``Connection: Upgrade`` / ``Upgrade: tcp`` and expect
 ``HTTP/1.1 101 UPGRADED``; from then on the socket is a raw bidirectional
@@ -9,14 +10,35 @@ half-close from the client means "stdin ended" while output keeps flowing.
 twisted.web has no public upgrade API, so ``HijackableChannel`` is the one
 place that touches ``HTTPChannel`` internals (``_dataBuffer``,
 ``_networkProducer``); setup.py pins the Twisted range it was checked with.
+
+:class:`AttachStream` is the protocol of an attach or exec connection: it
+watches stdin for the detach keys (with a TTY, as Docker), and it is the
+producer of its transport's writes, so that a client that does not read
+costs a bounded amount of memory (:class:`BoundedOutput`) and never slows
+the container or the reactor: past the bound its output is dropped, whole
+frames at a time, until it reads again.
 """
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from collections import deque
+from typing import Callable
+
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from zope.interface import implementer
+
+from dockerpy.api import stdcopy
+from dockerpy.containers.detach import EscapeFilter
+
+log = Logger()
+
+#: Output held for one client that is not reading, beyond what its transport
+#: already buffers (64 KiB).  Docker blocks the container's output copier on
+#: such a client; we keep this much and drop the rest.
+MAX_PENDING = 1 << 20
 
 
 @implementer(IHalfCloseableProtocol)
@@ -130,3 +152,184 @@ def hijack_request(request, proto: Protocol, content_type: bytes) -> None:
     # Keep twisted.web from ever writing its own response on this request.
     request.startedWriting = True
     request.channel.hijack(proto, status, headers)
+
+
+@implementer(IPushProducer)
+class BoundedOutput:
+    """Writes to a consumer that may stop reading, keeping at most
+    ``max_pending`` bytes while it is paused and dropping the rest.
+
+    It registers itself as the consumer's streaming producer: the consumer
+    (a transport, or a ``Request`` of twisted.web) pauses it when its own
+    buffer is full and resumes it once drained.  Each ``write`` is kept or
+    dropped whole, so stdcopy frames stay whole for the client.
+
+    :param consumer: an ``IConsumer`` (``write``, ``registerProducer``).
+    :param on_drop: called with the size of each write dropped.
+    """
+
+    def __init__(self, consumer, max_pending: int = MAX_PENDING,
+                 on_drop: Callable[[int], None] | None = None) -> None:
+        self._consumer = consumer
+        self.max_pending = max_pending
+        self._on_drop = on_drop
+        self._pending: deque[bytes] = deque()
+        self.pending_size = 0
+        self.dropped = 0
+        self.paused = False
+        self._registered = False
+
+    def register(self) -> None:
+        """Become the consumer's producer (at most once)."""
+        if not self._registered:
+            self._registered = True
+            self._consumer.registerProducer(self, True)
+
+    def unregister(self) -> None:
+        if self._registered:
+            self._registered = False
+            self._consumer.unregisterProducer()
+
+    def write(self, data: bytes) -> None:
+        if self.paused or self._pending:
+            if self.pending_size + len(data) > self.max_pending:
+                if not self.dropped:
+                    log.info("a client is not reading its stream: dropping output")
+                self.dropped += len(data)
+                if self._on_drop is not None:
+                    self._on_drop(len(data))
+                return
+            self._pending.append(data)
+            self.pending_size += len(data)
+            return
+        self._consumer.write(data)
+
+    def flush_then(self, done: Callable[[], None]) -> None:
+        """Hand everything held to the consumer, then call ``done`` (the
+        consumer buffers it, so this never waits for the client)."""
+        while self._pending:
+            data = self._pending.popleft()
+            self.pending_size -= len(data)
+            self._consumer.write(data)
+        self.unregister()
+        done()
+
+    # -- IPushProducer ----------------------------------------------------
+
+    def pauseProducing(self) -> None:  # noqa: N802 (Twisted API)
+        self.paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.paused = False
+        while self._pending and not self.paused:
+            data = self._pending.popleft()
+            self.pending_size -= len(data)
+            # May pause us again, synchronously, when the buffer fills.
+            self._consumer.write(data)
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self.paused = True
+        self._pending.clear()
+        self.pending_size = 0
+
+
+@implementer(IHalfCloseableProtocol)
+class AttachStream(Protocol):
+    """The server side of a hijacked attach or exec: client bytes are stdin,
+    output goes back raw (TTY) or stdcopy-framed; the process's end closes
+    the connection; the client's half-close ends stdin when ``stdin_once``.
+
+    With ``detach_keys`` (given for a TTY, as Docker does) the sequence on
+    stdin ends the stream: ``on_detach`` is called, the connection closes,
+    the process keeps running.  Bytes of a sequence that does not complete
+    reach the process.
+
+    :ivar attachment: what receives stdin: ``write_stdin``, ``close_stdin``,
+        ``detach`` (the client is gone: stop delivering, never touch the
+        process).
+    """
+
+    def __init__(self, tty: bool, stdin_once: bool, detach_keys: bytes | None = None,
+                 on_detach: Callable[[], None] | None = None,
+                 max_pending: int = MAX_PENDING) -> None:
+        self.tty, self.stdin_once = tty, stdin_once
+        self.attachment = None
+        self._escape = EscapeFilter(detach_keys) if detach_keys else None
+        self._on_detach = on_detach
+        self._max_pending = max_pending
+        self._out: BoundedOutput | None = None
+        self._early: list[bytes] = []
+        self._ended = False
+        self.detached = False
+
+    @property
+    def dropped(self) -> int:
+        """Bytes of output dropped because the client did not read."""
+        return self._out.dropped if self._out is not None else 0
+
+    def output(self, stream: str, data: bytes) -> None:
+        if self._ended:
+            return
+        chunk = data if self.tty else stdcopy.frame(stream, data)
+        if self._out is None:
+            # Before the hijack: the log replay of attach?logs=1, kept whole.
+            self._early.append(chunk)
+            return
+        self._out.write(chunk)
+
+    def end(self) -> None:
+        """The process ended (or the stream has nothing more): send what is
+        held, then close."""
+        if self._ended:
+            return
+        self._ended = True
+        if self._out is not None:
+            self._out.flush_then(self.transport.loseConnection)
+
+    def connectionMade(self) -> None:  # noqa: N802
+        self._out = BoundedOutput(self.transport, self._max_pending)
+        self._out.register()
+        early, self._early = self._early, []
+        for chunk in early:
+            self.transport.write(chunk)
+        if self._ended:
+            self._out.flush_then(self.transport.loseConnection)
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        if self.detached:
+            return
+        if self._escape is not None:
+            data, detach = self._escape.feed(data)
+            if detach:
+                if data and self.attachment is not None:
+                    self.attachment.write_stdin(data)
+                self._detach()
+                return
+        if data and self.attachment is not None:
+            self.attachment.write_stdin(data)
+
+    def _detach(self) -> None:
+        self.detached = True
+        if self.attachment is not None:
+            self.attachment.detach()
+        if self._on_detach is not None:
+            self._on_detach()
+        self.end()
+
+    def readConnectionLost(self) -> None:  # noqa: N802
+        if self.detached:
+            return
+        held = self._escape.flush() if self._escape is not None else b""
+        if held and self.attachment is not None:
+            self.attachment.write_stdin(held)
+        if self.attachment is not None and self.stdin_once:
+            self.attachment.close_stdin()
+
+    def writeConnectionLost(self) -> None:  # noqa: N802
+        pass
+
+    def connectionLost(self, reason=None) -> None:  # noqa: N802
+        if self._out is not None:
+            self._out.stopProducing()
+        if self.attachment is not None:
+            self.attachment.detach()

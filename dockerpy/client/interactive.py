@@ -4,7 +4,10 @@
 Standard library only (the client's rule).  ``exec`` creates the exec
 instance, takes over the start request's connection (stdin up, output down,
 stdcopy-demultiplexed without a TTY), then reads the exit code from the
-exec's inspect, as the docker CLI does.
+exec's inspect, as the docker CLI does.  With a TTY the daemon's terminal
+follows ours: :class:`TtySizeMonitor` sends one resize at once and one per
+``SIGWINCH`` (the docker CLI's ``MonitorTtySize``); ``run -it`` and
+``attach`` can use it with the container's resize path.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import datetime
 import json
 import os
 import re
+import signal
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from dockerpy.client.command import Cli, Parser, StatusError
 from dockerpy.client.containers import _each
@@ -34,16 +38,65 @@ def _raw_terminal(cli: Cli):
     return lambda: termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
 
-def _send_size(cli: Cli, exec_id: str) -> None:
+def terminal_size(cli: Cli) -> tuple[int, int] | None:
+    """``(rows, columns)`` of our terminal (stdout's), or ``None``."""
     try:
         size = os.get_terminal_size(cli.stdout.fileno())
     except (AttributeError, OSError, ValueError):
-        return
-    try:
-        cli.client.send("POST", f"/exec/{exec_id}/resize",
-                        {"h": size.lines, "w": size.columns})
-    except Exception:  # as the docker CLI: a failed resize is not an error
-        pass
+        return None
+    return (size.lines, size.columns) if size.lines and size.columns else None
+
+
+def _in_background(fn: Callable[[], None]) -> None:
+    threading.Thread(target=fn, daemon=True).start()
+
+
+class TtySizeMonitor:
+    """Keep the daemon's terminal the size of ours while in the ``with``
+    block: one resize on entry, then one after each ``SIGWINCH``.
+
+    The signal handler only starts the request (on a thread by default):
+    a handler must not block the main thread, which is busy copying output.
+
+    :param path: ``/containers/{id}/resize`` or ``/exec/{id}/resize``.
+    :param get_size: our terminal's size (tests give their own).
+    :param spawn: runs the sending function (tests run it at once).
+    """
+
+    def __init__(self, cli: Cli, path: str,
+                 get_size: Callable[[], tuple[int, int] | None] | None = None,
+                 spawn: Callable[[Callable[[], None]], None] = _in_background) -> None:
+        self._cli = cli
+        self._path = path
+        self._get_size = get_size or (lambda: terminal_size(cli))
+        self._spawn = spawn
+        self._old: Any = None
+        self._installed = False
+
+    def send(self) -> None:
+        size = self._get_size()
+        if size is None:
+            return
+        try:
+            self._cli.client.send("POST", self._path, {"h": size[0], "w": size[1]})
+        except Exception:  # as the docker CLI: a failed resize is not an error
+            pass
+
+    def _on_winch(self, signum: int, frame: Any) -> None:
+        self._spawn(self.send)
+
+    def __enter__(self) -> "TtySizeMonitor":
+        self.send()
+        # Signal handlers can only be set from the main thread.
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGWINCH, self._on_winch)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._installed:
+            signal.signal(signal.SIGWINCH, self._old)
+            self._installed = False
 
 
 def exec_(cli: Cli, name: str, argv: list[str]) -> int:
@@ -70,6 +123,7 @@ def exec_(cli: Cli, name: str, argv: list[str]) -> int:
             continue
         env.append(item)
     client = cli.client
+    size = terminal_size(cli) if ns.tty else None
     config = {
         "User": ns.user or "", "Privileged": ns.privileged, "Tty": ns.tty,
         "AttachStdin": ns.interactive and not ns.detach,
@@ -77,6 +131,9 @@ def exec_(cli: Cli, name: str, argv: list[str]) -> int:
         "DetachKeys": ns.detach_keys or "", "Env": env or None,
         "WorkingDir": ns.workdir or "", "Cmd": cmd,
     }
+    if size is not None:
+        # As the docker CLI (API 1.42+): the terminal is made at this size.
+        config["ConsoleSize"] = list(size)
     exec_id = client.post_json(f"/containers/{container}/exec", body=config)["Id"]
     if ns.detach:
         client.send("POST", f"/exec/{exec_id}/start", body={"Detach": True, "Tty": ns.tty})
@@ -85,18 +142,119 @@ def exec_(cli: Cli, name: str, argv: list[str]) -> int:
     restore = None
     if ns.tty and ns.interactive and cli.isatty(cli.stdin):
         restore = _raw_terminal(cli)
+    monitor = TtySizeMonitor(cli, f"/exec/{exec_id}/resize") if ns.tty else None
     try:
-        if ns.tty:
-            _send_size(cli, exec_id)
+        if monitor is not None:
+            monitor.__enter__()
         if ns.interactive:
             threading.Thread(target=_pump_stdin, args=(cli, stream), daemon=True).start()
         _stream_output(cli, stream, ns.tty)
     finally:
+        if monitor is not None:
+            monitor.__exit__()
         stream.close()
         if restore is not None:
             restore()
     info = client.get_json(f"/exec/{exec_id}/json")
     return int(info.get("ExitCode") or 0)
+
+
+def _pump_until_keys(cli: Cli, stream: Any, keys: bytes, detached: threading.Event) -> None:
+    """:func:`_pump_stdin` watching for the detach keys, as the docker CLI
+    does on a terminal: they are not sent, and they end the attach."""
+    import socket
+
+    from dockerpy.containers.detach import EscapeFilter  # stdlib only
+
+    escape = EscapeFilter(keys)
+    fd = cli.stdin.fileno()
+    try:
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            data, hit = escape.feed(data)
+            if data:
+                stream.write(data)
+            if hit:
+                detached.set()
+                stream.sock.shutdown(socket.SHUT_RDWR)  # ends our output loop
+                return
+        held = escape.flush()
+        if held:
+            stream.write(held)
+        stream.close_write()
+    except OSError:
+        pass
+
+
+def attach(cli: Cli, name: str, argv: list[str]) -> int:
+    """``docker attach``: our stdio to a running container's, until it exits
+    (its status is ours) or the detach keys end the attach while it runs
+    (the docker CLI then says ``read escape sequence`` and exits 1)."""
+    from dockerpy.client.run import _SignalProxy
+    from dockerpy.containers.detach import detach_keys
+
+    p = Parser(name, "[OPTIONS] CONTAINER",
+               "Attach local standard input, output, and error streams to a running "
+               "container", min_args=1, max_args=1)
+    p.add("--detach-keys", help="Override the key sequence for detaching a container")
+    p.add("--no-stdin", kind="bool", help="Do not attach STDIN")
+    p.add("--sig-proxy", kind="bool", default=True,
+          help="Proxy all received signals to the process")
+    p.positional("container", nargs="?")
+    ns = p.parse(cli, argv)
+    p.check_args(ns.container is not None)
+    client = cli.client
+    info = client.get_json(f"/containers/{ns.container}/json") or {}
+    state, config = info.get("State") or {}, info.get("Config") or {}
+    if not state.get("Running"):
+        raise StatusError(1, "You cannot attach to a stopped container, start it first")
+    if state.get("Paused"):
+        raise StatusError(1, "You cannot attach to a paused container, unpause it first")
+    cid, tty = info.get("Id", ns.container), bool(config.get("Tty"))
+    stdin = not ns.no_stdin and bool(config.get("OpenStdin"))
+    try:
+        keys = detach_keys(ns.detach_keys)
+    except ValueError:
+        raise StatusError(1, f"Invalid detach keys ({ns.detach_keys}) provided") from None
+    query = {"stream": True, "stdin": True if stdin else None, "stdout": True,
+             "stderr": True, "detachKeys": ns.detach_keys or None}
+    stream = client.hijack(f"/containers/{cid}/attach", query)
+    detached = threading.Event()
+    restore = _raw_terminal(cli) if tty and stdin and cli.isatty(cli.stdin) else None
+    monitor = TtySizeMonitor(cli, f"/containers/{cid}/resize") \
+        if tty and cli.isatty(cli.stdout) else None
+    try:
+        if monitor is not None:
+            monitor.__enter__()
+        if stdin and restore is not None:
+            threading.Thread(target=_pump_until_keys, args=(cli, stream, keys, detached),
+                             daemon=True).start()
+        elif stdin:
+            threading.Thread(target=_pump_stdin, args=(cli, stream), daemon=True).start()
+        if ns.sig_proxy and not tty:
+            with _SignalProxy(client, cid):
+                _stream_output(cli, stream, tty)
+        else:
+            _stream_output(cli, stream, tty)
+    finally:
+        stream.close()
+        if monitor is not None:
+            monitor.__exit__()
+        if restore is not None:
+            restore()
+    if detached.is_set():
+        cli.err("read escape sequence")
+        return 1
+    # The daemon may end the stream on its own keys (piped stdin): then the
+    # container still runs and the wait below would never end.
+    if tty and stdin and ((client.get_json(f"/containers/{cid}/json") or {}).get(
+            "State") or {}).get("Running"):
+        cli.err("read escape sequence")
+        return 1
+    result = client.post_json(f"/containers/{cid}/wait") or {}
+    return int(result.get("StatusCode") or 0)
 
 
 def _container_action(cli: Cli, name: str, argv: list[str], action: str, summary: str) -> int:

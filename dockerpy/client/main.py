@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rename": ("containers", "rename"),
     "cp": ("cp", "cp"),
     "exec": ("interactive", "exec_"),
+    "attach": ("interactive", "attach"),
     "pause": ("interactive", "pause"),
     "unpause": ("interactive", "unpause"),
     "events": ("interactive", "events"),
@@ -66,7 +67,7 @@ MANAGEMENT: dict[str, dict[str, str | tuple[str, str]]] = {
         "commit": "commit", "inspect": ("containers", "inspect"),
         "prune": ("containers", "prune"),
         "exec": "exec", "pause": "pause", "unpause": "unpause", "stats": "stats",
-        "port": "port",
+        "port": "port", "attach": "attach",
     },
     "image": {
         "ls": "images", "list": "images", "import": "import", "load": "load", "build": "build",

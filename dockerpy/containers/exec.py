@@ -51,6 +51,9 @@ class ExecSession:
     attach_stdout: bool
     attach_stderr: bool
     detach_keys: str
+    #: ``(height, width)`` of the terminal: the create's or start's
+    #: ``ConsoleSize``, then the last resize.
+    console_size: tuple[int, int] | None = None
     process: ContainerProcess | None = None
     pid: int = 0
     started: bool = False
@@ -95,6 +98,41 @@ def _string_list(body: dict, key: str) -> list[str]:
     return list(value)
 
 
+def console_size(value) -> tuple[int, int] | None:
+    """Docker's ``ConsoleSize`` (``[height, width]``); ``None`` when unset or zero.
+
+    :raises InvalidParameter: not a pair of non-negative integers.
+    """
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                       for v in value)):
+        raise errors.InvalidParameter("invalid JSON: ConsoleSize must be [height, width]")
+    height, width = value
+    return (height, width) if height and width else None
+
+
+class _ExecProcess(ContainerProcess):
+    """An exec's process: a terminal size asked for before the runtime was
+    spawned (a resize racing the start) is applied once it is."""
+
+    def __init__(self, session: "ExecSession") -> None:
+        super().__init__(_NoLog())
+        self._session = session
+
+    def connectionMade(self) -> None:  # noqa: N802 (Twisted API)
+        super().connectionMade()
+        if self._session.tty and self._session.console_size is not None:
+            from dockerpy.runtime.console import resize
+
+            try:
+                # Queued by the console until the runtime sent the terminal.
+                resize(self.transport, *self._session.console_size)
+            except OSError:
+                pass
+
+
 def merge_env(base: list[str], extra: list[str]) -> list[str]:
     """The container's environment with the exec's ``Env`` over it (same key wins)."""
     merged: dict[str, str] = {}
@@ -122,7 +160,13 @@ def process_spec(rec, session: ExecSession, rootfs: str) -> dict:
         cap_add=hc.get("CapAdd") or [], cap_drop=hc.get("CapDrop") or [],
         privileged=bool(hc.get("Privileged")) or session.privileged,
         devices=[]), sysctl_exists=lambda name: False)
-    return spec["process"]
+    process = spec["process"]
+    if session.tty and session.console_size is not None:
+        # The runtime sizes the terminal when it makes it: no window at all
+        # between the shell's start and the first resize.
+        height, width = session.console_size
+        process["consoleSize"] = {"height": height, "width": width}
+    return process
 
 
 class ExecService:
@@ -196,6 +240,11 @@ class ExecService:
             raise errors.InvalidParameter(
                 f"the working directory '{workdir}' is invalid, it needs to be an absolute "
                 "path")
+        from dockerpy.containers.detach import exec_keys
+
+        # Go's JSON decoding ignores case: docker-py sends "detachKeys".
+        keys = next((v for k, v in body.items() if k.lower() == "detachkeys" and v), "")
+        exec_keys(keys)  # refused now, as Docker, not at start
         self._forget_stale()
         session = ExecSession(
             id=secrets.token_hex(32), container_id=rec.id, cmd=cmd,
@@ -204,7 +253,8 @@ class ExecService:
             attach_stdin=bool(body.get("AttachStdin")),
             attach_stdout=bool(body.get("AttachStdout")),
             attach_stderr=bool(body.get("AttachStderr")),
-            detach_keys=body.get("DetachKeys") or "")
+            detach_keys=keys,
+            console_size=console_size(body.get("ConsoleSize")))
         self._sessions[session.id] = session
         self._emit("exec_create: " + " ".join(cmd), rec, execID=session.id)
         return session
@@ -223,12 +273,14 @@ class ExecService:
 
     async def start(self, exec_id: str, tty: bool | None = None,
                     on_output: Callable[[str, bytes], None] | None = None,
-                    on_end: Callable[[], None] | None = None) -> ExecSession:
+                    on_end: Callable[[], None] | None = None,
+                    size: tuple[int, int] | None = None) -> ExecSession:
         """Start the session's process.
 
         :param tty: the start request's ``Tty`` (overrides the create's when given).
         :param on_output: receives ``(stream, data)`` of the attached streams.
         :param on_end: called once the process ended and its exit code is known.
+        :param size: the start request's ``ConsoleSize`` (see :func:`console_size`).
         :return: the session, once its process runs.
         :raises Conflict: already started, container not running or paused.
         :raises dockerpy.runtime.oci.StartError: the command cannot run
@@ -239,11 +291,13 @@ class ExecService:
         session.started = True
         if tty is not None:
             session.tty = session.tty or bool(tty)
+        if size is not None:
+            session.console_size = size
         runtime = self.containers.runtimes[rec.host_config.get("Runtime")
                                            or self.containers.default_runtime]
         workdir = os.path.join(self.containers.exec_root, "containers", rec.id,
                                "exec-" + session.id[:16])
-        proc = ContainerProcess(_NoLog())
+        proc = _ExecProcess(session)
         session.process = proc
 
         def deliver(stream: str, data: bytes) -> None:
@@ -299,9 +353,13 @@ class ExecService:
             return
         from dockerpy.runtime.console import resize
 
+        # Kept for a process not spawned yet (the start is still preparing
+        # its spec in a thread): it gets the size when it is.  This was the
+        # race behind `docker exec -it` shells without a window size.
+        session.console_size = (height, width)
         try:
             # Queued by the console if the runtime has not handed over the
-            # terminal yet (a resize right after start).
+            # terminal yet.
             resize(getattr(session.process, "transport", None), height, width)
         except OSError as e:
             raise errors.SystemError_(f"cannot resize exec {exec_id}: {e}") from e

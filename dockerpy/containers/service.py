@@ -170,6 +170,9 @@ class ContainerService:
         self._removed_waiters: dict[str, list[defer.Deferred]] = {}
         self._busy: dict[str, defer.DeferredLock] = {}
         self._removing: set[str] = set()
+        # Containers between the stop and the start of a restart: attaching
+        # (a log follower) waits for the next run instead of ending.
+        self._restarting: set[str] = set()
         # Containers of one image share its init layer (the mount points the
         # runtime needs: /etc/hosts, /dev, ...): it is the same for all of
         # them, and making it costs more than the rest of a create.
@@ -199,6 +202,10 @@ class ContainerService:
 
     def is_running(self, cid: str) -> bool:
         return cid in self._live
+
+    def is_restarting(self, cid: str) -> bool:
+        """Whether ``cid`` is being restarted (stopped, about to start)."""
+        return cid in self._restarting
 
     def _lock(self, cid: str) -> defer.DeferredLock:
         return self._busy.setdefault(cid, defer.DeferredLock())
@@ -317,7 +324,8 @@ class ContainerService:
         proc = self._live.get(rec.id)
         if proc is not None:
             att.connect(proc)
-        elif rec.state.status in ("created",) or rec.id in self._busy and not rec.has_been_started:
+        elif rec.state.status in ("created",) or rec.id in self._restarting or (
+                rec.id in self._busy and not rec.has_been_started):
             self._pending_attach.setdefault(rec.id, []).append(att)
         else:
             # Stopped: nothing will come; Docker ends the stream after any logs.
@@ -474,6 +482,11 @@ class ContainerService:
             shm_size=hc.get("ShmSize") or 64 * 1024 * 1024,
             init_path=find_init() if hc.get("Init") else None,
         ))
+        size = hc.get("ConsoleSize") or [0, 0]
+        if cfg.get("Tty") and len(size) == 2 and all(isinstance(n, int) and n > 0 for n in size):
+            # The client's terminal size (docker run -it sends it): the runtime
+            # makes the container's terminal that size, before any resize.
+            spec["process"]["consoleSize"] = {"height": size[0], "width": size[1]}
         os.makedirs(bundle, exist_ok=True)
         try:
             os.unlink(os.path.join(bundle, "pid"))
@@ -634,9 +647,13 @@ class ContainerService:
     async def restart(self, ref: str, timeout: int | None = None,
                       signal: str | int | None = None) -> None:
         rec = self.get(ref)
-        if rec.id in self._live:
-            await self.stop(rec.id, timeout, signal)
-        await self.start(rec.id)
+        self._restarting.add(rec.id)
+        try:
+            if rec.id in self._live:
+                await self.stop(rec.id, timeout, signal)
+            await self.start(rec.id)
+        finally:
+            self._restarting.discard(rec.id)
         self._emit("restart", rec)
 
     def wait(self, ref: str, condition: str = "not-running") -> defer.Deferred:

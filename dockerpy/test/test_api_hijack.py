@@ -90,3 +90,114 @@ class HijackTests(unittest.TestCase):
 
         self.channel.connectionLost(Failure(ConnectionDone()))
         self.assertTrue(self.proto.lost)
+
+
+class _Attachment:
+    def __init__(self):
+        self.stdin = b""
+        self.closed = False
+        self.detached = 0
+
+    def write_stdin(self, data):
+        self.stdin += data
+
+    def close_stdin(self):
+        self.closed = True
+
+    def detach(self):
+        self.detached += 1
+
+
+class AttachStreamTests(unittest.SynchronousTestCase):
+    def stream(self, tty=True, keys=b"\x10\x11", max_pending=1 << 20):
+        from dockerpy.api.hijack import AttachStream
+
+        self.detaches = []
+        proto = AttachStream(tty, True, keys, lambda: self.detaches.append(True),
+                             max_pending=max_pending)
+        proto.attachment = self.att = _Attachment()
+        self.transport = StringTransport()
+        proto.makeConnection(self.transport)
+        return proto
+
+    def test_detach_keys_end_the_stream_and_leave_the_process(self):
+        proto = self.stream()
+        proto.dataReceived(b"ls\r\x10")
+        self.assertEqual(self.att.stdin, b"ls\r")
+        self.assertFalse(self.transport.disconnecting)
+        proto.dataReceived(b"\x11echo lost\r")
+        self.assertEqual(self.att.stdin, b"ls\r")
+        self.assertEqual(self.detaches, [True])
+        self.assertEqual(self.att.detached, 1)
+        self.assertFalse(self.att.closed)  # detaching is no EOF for the process
+        self.assertTrue(self.transport.disconnecting)
+        proto.dataReceived(b"more")
+        proto.readConnectionLost()
+        self.assertEqual((self.att.stdin, self.att.closed), (b"ls\r", False))
+
+    def test_an_incomplete_sequence_reaches_the_process(self):
+        proto = self.stream()
+        proto.dataReceived(b"\x10")
+        proto.dataReceived(b"x\x10")
+        self.assertEqual(self.att.stdin, b"\x10x")
+        proto.readConnectionLost()  # stdin ended mid-sequence: it is passed on
+        self.assertEqual(self.att.stdin, b"\x10x\x10")
+        self.assertTrue(self.att.closed)
+        self.assertEqual(self.detaches, [])
+
+    def test_without_keys_every_byte_is_stdin(self):
+        proto = self.stream(tty=False, keys=None)
+        proto.dataReceived(b"a\x10\x11b")
+        self.assertEqual(self.att.stdin, b"a\x10\x11b")
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_output_of_a_client_that_does_not_read_is_bounded(self):
+        from dockerpy.api import stdcopy
+
+        proto = self.stream(tty=False, keys=None, max_pending=100)
+        proto.output("stdout", b"a" * 32)
+        self.assertEqual(self.transport.value(), stdcopy.frame("stdout", b"a" * 32))
+        self.transport.clear()
+        # The transport's buffer is full: it pauses its producer.
+        self.transport.producer.pauseProducing()
+        for i in range(5):
+            proto.output("stderr", bytes([65 + i]) * 32)  # 40-byte frames
+        self.assertEqual(self.transport.value(), b"")
+        self.assertEqual(proto.dropped, 3 * 40)
+        self.transport.producer.resumeProducing()
+        self.assertEqual(self.transport.value(), stdcopy.frame("stderr", b"A" * 32)
+                         + stdcopy.frame("stderr", b"B" * 32))
+        proto.output("stdout", b"z")
+        self.assertTrue(self.transport.value().endswith(stdcopy.frame("stdout", b"z")))
+
+    def test_end_while_paused_sends_what_is_held_then_closes(self):
+        proto = self.stream(tty=True, keys=None)
+        self.transport.producer.pauseProducing()
+        proto.output("stdout", b"tail")
+        proto.end()
+        self.assertEqual(self.transport.value(), b"tail")
+        self.assertTrue(self.transport.disconnecting)
+        self.assertIsNone(self.transport.producer)
+
+    def test_the_stream_is_the_producer_after_a_real_hijack(self):
+        from dockerpy.api.hijack import AttachStream
+
+        proto = AttachStream(True, True)
+
+        def routes(app: Klein):
+            @app.route("/attach", methods=["POST"])
+            def attach(request):
+                hijack_request(request, proto, b"application/vnd.docker.raw-stream")
+                return defer.Deferred()
+
+        channel = make_site(make_app([routes])).buildProtocol(None)
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(b"POST /attach HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                             b"Upgrade: tcp\r\nContent-Length: 0\r\n\r\n")
+        self.assertIsNotNone(transport.producer)
+        self.assertTrue(transport.streaming)
+        proto.output("stdout", b"hi")
+        self.assertTrue(transport.value().endswith(b"\r\n\r\nhi"))
+        proto.end()
+        self.assertTrue(transport.disconnecting)

@@ -46,3 +46,34 @@ class WindowSizeTests(unittest.TestCase):
 
     def test_resize_of_a_transport_without_terminal_does_nothing(self):
         self.assertFalse(console.resize(object(), 1, 1))
+
+
+class ConsoleSizeTests(unittest.TestCase):
+    """The client's terminal size at create (``HostConfig.ConsoleSize``) is the
+    size the runtime gives the container's terminal (no root: fake runtime)."""
+
+    def bundle_spec(self, **body):
+        import json
+        import os
+
+        from twisted.internet import defer
+
+        from dockerpy.test.test_container_service import ServiceTestBase
+
+        base = ServiceTestBase("run_")
+        base.setUp()
+        self.addCleanup(base.doCleanups)
+        rec = base.create(**body)
+        self.successResultOf(defer.ensureDeferred(base.svc.start(rec.id)))
+        path = os.path.join(base.svc.exec_root, "containers", rec.id, "config.json")
+        with open(path) as f:
+            return json.load(f)["process"]
+
+    def test_a_terminal_gets_the_clients_size(self):
+        process = self.bundle_spec(Tty=True, HostConfig={"ConsoleSize": [33, 101]})
+        self.assertEqual(process["consoleSize"], {"height": 33, "width": 101})
+
+    def test_no_terminal_or_no_size_no_console_size(self):
+        self.assertNotIn("consoleSize", self.bundle_spec(HostConfig={"ConsoleSize": [33, 101]}))
+        self.assertNotIn("consoleSize", self.bundle_spec(Tty=True,
+                                                         HostConfig={"ConsoleSize": [0, 0]}))

@@ -180,6 +180,61 @@ class ExecStartTests(ExecTestBase):
         s = self.execs.create(rec.id, {"Cmd": ["sh"], "Tty": True})
         self.assertRaises(errors.Conflict, self.execs.resize, s.id, 24, 80)
 
+    def test_a_resize_while_the_start_prepares_reaches_the_terminal(self):
+        # The race behind `docker exec -it` shells without a window size: the
+        # CLI resizes right after the start, while the spec is made in a thread.
+        from dockerpy.test.fake_runtime import FakeProcess
+
+        rec = self.running()
+        s = self.execs.create(rec.id, {"Cmd": ["sh"], "Tty": True})
+        held, real = [], self.svc.with_rootfs
+
+        def with_rootfs(ref, fn):
+            d = defer.Deferred()
+            held.append((ref, fn, d))
+            return d
+
+        self.patch(self.svc, "with_rootfs", with_rootfs)
+        sizes = []
+        FakeProcess.resize = lambda proc, h, w: sizes.append((h, w))  # a terminal's
+        self.addCleanup(delattr, FakeProcess, "resize")
+        d = defer.ensureDeferred(self.execs.start(s.id))
+        self.execs.resize(s.id, 25, 90)
+        ref, fn, pending = held.pop()
+        pending.callback(self.successResultOf(real(ref, fn)))
+        self.successResultOf(d)
+        _, spec, proc = self.runtime.execs[-1]
+        self.assertEqual(spec["consoleSize"], {"height": 25, "width": 90})
+        self.assertEqual(sizes, [(25, 90)])
+        self.execs.resize(s.id, 30, 100)
+        self.assertEqual(sizes, [(25, 90), (30, 100)])
+
+    def test_console_size_of_create_or_start_sizes_the_terminal(self):
+        rec = self.running()
+        s = self.execs.create(rec.id, {"Cmd": ["sh"], "Tty": True, "ConsoleSize": [40, 120]})
+        spec, _, _, _ = self.start_exec(s)
+        self.assertEqual(spec["consoleSize"], {"height": 40, "width": 120})
+        s = self.execs.create(rec.id, {"Cmd": ["sh"], "Tty": True})
+        spec, _, _, _ = self.start_exec(s, size=(12, 34))
+        self.assertEqual(spec["consoleSize"], {"height": 12, "width": 34})
+        s = self.execs.create(rec.id, {"Cmd": ["sh"], "ConsoleSize": [40, 120]})
+        spec, _, _, _ = self.start_exec(s)
+        self.assertNotIn("consoleSize", spec)  # no terminal, no size
+        e = self.assertRaises(errors.InvalidParameter, self.execs.create, rec.id,
+                              {"Cmd": ["sh"], "ConsoleSize": [1]})
+        self.assertIn("ConsoleSize", e.message)
+
+    def test_invalid_detach_keys_are_refused_at_create(self):
+        rec = self.running()
+        e = self.assertRaises(errors.InvalidParameter, self.execs.create, rec.id,
+                              {"Cmd": ["sh"], "DetachKeys": "ctrl-"})
+        self.assertEqual(e.message, "Invalid escape keys (ctrl-) provided")
+        s = self.execs.create(rec.id, {"Cmd": ["sh"], "DetachKeys": "ctrl-a,x"})
+        self.assertEqual(s.inspect()["DetachKeys"], "ctrl-a,x")
+        # As Go's JSON decoding: field names in any case (docker-py's "detachKeys").
+        s = self.execs.create(rec.id, {"Cmd": ["sh"], "detachKeys": "ctrl-b,y"})
+        self.assertEqual(s.detach_keys, "ctrl-b,y")
+
     def test_sessions_of_removed_containers_are_forgotten(self):
         rec = self.running()
         other = self.running()

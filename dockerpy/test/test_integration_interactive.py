@@ -158,3 +158,201 @@ class BinDockerInteractiveTests(DaemonTestCase):
                     "--filter", "event=unpause",
                     "--format", "{{.Action}} {{.Actor.Attributes.name}}")
         self.assertEqual((r.returncode, r.stdout), (0, b"pause box\nunpause box\n"), r.stderr)
+
+
+def _recv(stream) -> bytes:
+    """What a socket or a pipe has (after select said it has something)."""
+    import os
+
+    if hasattr(stream, "recv"):
+        return stream.recv(65536)
+    return os.read(stream.fileno(), 65536)
+
+
+def _read_until(sock, needle: bytes, got: bytes = b"") -> bytes:
+    """Read ``sock`` until ``needle`` came (a guard, not a measure, against a
+    stream that never brings it); :return: all read."""
+    import select
+
+    deadline = time.monotonic() + 60
+    while needle not in got:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} never came; got {got!r}")
+        if select.select([sock], [], [], 0.5)[0]:
+            data = _recv(sock)
+            if not data:
+                raise AssertionError(f"{needle!r} never came before EOF; got {got!r}")
+            got += data
+    return got
+
+
+def _read_to_eof(sock) -> bytes:
+    import select
+
+    got = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if select.select([sock], [], [], 0.5)[0]:
+            data = _recv(sock)
+            if not data:
+                return got
+            got += data
+    raise AssertionError(f"the stream never ended; got {got!r}")
+
+
+class DetachKeysTests(DaemonTestCase):
+    """The daemon's side of the detach keys, through docker-py's raw sockets
+    (the docker CLI also watches for them itself on a terminal)."""
+
+    def setUp(self):
+        import docker
+
+        self.d = self.start_daemon()
+        self.client = docker.DockerClient(base_url=self.d.host)
+        self.addCleanup(self.client.close)
+        self.ct = self.client.containers.run("busybox", "sh", tty=True, stdin_open=True,
+                                             detach=True, name="shell")
+        self.addCleanup(self.ct.remove, force=True)
+
+    def attach(self, **params):
+        params = dict({"stdin": 1, "stdout": 1, "stream": 1}, **params)
+        sock = self.client.api.attach_socket(self.ct.id, params=params)
+        self.addCleanup(sock.close)
+        return getattr(sock, "_sock", sock)
+
+    def running(self) -> bool:
+        self.ct.reload()
+        return self.ct.attrs["State"]["Running"]
+
+    def test_keys_end_the_attach_and_a_broken_sequence_reaches_the_shell(self):
+        since = time.time() - 1
+        raw = self.attach(detachKeys="x,y")
+        raw.sendall(b"echo =a")
+        raw.sendall(b"x")  # may begin the sequence: held back ...
+        raw.sendall(b"b=\n")  # ... and passed on when it does not complete
+        _read_until(raw, b"=axb=\r\n")
+        raw.sendall(b"x")
+        raw.sendall(b"y")
+        _read_to_eof(raw)
+        self.assertTrue(self.running())
+        # The default, ctrl-p ctrl-q, also when both come in one write.
+        raw = self.attach()
+        raw.sendall(b"echo =again=\n")
+        _read_until(raw, b"=again=\r\n")
+        raw.sendall(b"\x10\x11")
+        _read_to_eof(raw)
+        self.assertTrue(self.running())
+        events = self.client.api.events(since=since, until=time.time() + 1, decode=True,
+                                        filters={"event": "detach"})
+        self.assertEqual([e["Actor"]["Attributes"]["name"] for e in events],
+                         ["shell", "shell"])
+
+    def test_exec_detach_keys_leave_the_exec_running(self):
+        api = self.client.api
+        exec_id = api.exec_create(self.ct.id, "sh", stdin=True, tty=True,
+                                  detach_keys="ctrl-a,x")["Id"]
+        sock = api.exec_start(exec_id, tty=True, socket=True)
+        self.addCleanup(sock.close)
+        raw = getattr(sock, "_sock", sock)
+        raw.sendall(b"echo =in exec=\n")
+        _read_until(raw, b"=in exec=\r\n")
+        raw.sendall(b"\x01x")
+        _read_to_eof(raw)
+        self.assertTrue(api.exec_inspect(exec_id)["Running"])
+
+    def test_malformed_keys_are_refused_with_dockers_messages(self):
+        status, _, body = self.d.request(
+            "POST", "/containers/shell/attach?stream=1&stdin=1&detachKeys=ctrl-P")
+        self.assertEqual((status, json.loads(body)["message"]),
+                         (400, "Invalid detach keys (ctrl-P) provided"))
+        status, body = self.d.json("POST", "/containers/shell/exec",
+                                   {"Cmd": ["sh"], "DetachKeys": "ctrl-a,,x"})
+        self.assertEqual((status, body["message"]),
+                         (400, "Invalid escape keys (ctrl-a,,x) provided"))
+
+
+class LogsFollowTests(DaemonTestCase):
+    def follow(self, d, *args: str):
+        import subprocess
+
+        from dockerpy.test.daemon_fixture import DOCKER_CLI
+
+        proc = subprocess.Popen([DOCKER_CLI, "logs", "-f", *args], env=d.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+        def stop():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+
+        self.addCleanup(stop)
+        return proc
+
+    def test_follow_goes_on_across_a_restart_and_ends_on_removal(self):
+        d = self.start_daemon(cli=True)
+        # Each run counts itself in a file that outlives the process.
+        d.cli("run", "-d", "--name", "talker", "busybox", "sh", "-c",
+              "n=$(cat /n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /n; "
+              "echo run-$n; exec sleep 300", check=True)
+        self.addCleanup(d.cli, "rm", "-f", "talker")
+        proc = self.follow(d, "talker")
+        got = _read_until(proc.stdout, b"run-1\n")
+        d.cli("restart", "-t", "0", "talker", check=True)
+        got = _read_until(proc.stdout, b"run-2\n", got)
+        self.assertEqual(proc.poll(), None)
+        d.cli("rm", "-f", "talker", check=True)
+        got += _read_to_eof(proc.stdout)
+        self.assertEqual(proc.wait(60), 0)
+        self.assertEqual(got, b"run-1\nrun-2\n")
+
+    def test_follow_ends_when_the_container_stops(self):
+        d = self.start_daemon(cli=True)
+        d.cli("run", "-d", "-i", "--name", "brief", "busybox", "sh", "-c",
+              "echo first; read x; echo last", check=True)
+        self.addCleanup(d.cli, "rm", "-f", "brief")
+        proc = self.follow(d, "brief")
+        got = _read_until(proc.stdout, b"first\n")
+        d.cli("stop", "-t", "0", "brief", check=True)
+        got += _read_to_eof(proc.stdout)
+        self.assertEqual(proc.wait(60), 0)
+        self.assertEqual(got, b"first\n")
+        # A stopped container's logs, followed: what there is, then the end.
+        r = d.cli("logs", "-f", "brief", timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, b"first\n"))
+
+
+class SlowClientTests(DaemonTestCase):
+    def test_a_client_that_never_reads_neither_blocks_nor_bloats_the_daemon(self):
+        import socket
+
+        d = self.start_daemon(cli=True)
+        d.cli("create", "--name", "chatty", "busybox", "sh", "-c",
+              "yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 100000000; echo; "
+              "echo =done=", check=True)
+        self.addCleanup(d.cli, "rm", "-f", "chatty")
+
+        def peak_rss_kb() -> int:
+            with open(f"/proc/{d.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+            raise AssertionError("no VmHWM")
+
+        before = peak_rss_kb()
+        stuck = socket.socket(socket.AF_UNIX)
+        self.addCleanup(stuck.close)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(d.sock)
+        stuck.sendall(b"POST /containers/chatty/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+                      b"Host: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                      b"Content-Length: 0\r\n\r\n")
+        _read_until(stuck, b"\r\n\r\n")  # the 101; then it never reads again
+        # Another client gets all of it, and the container ends on its own.
+        r = d.cli("start", "-a", "chatty", timeout=600)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout), 100000000 + len(b"\n=done=\n"))
+        self.assertTrue(r.stdout.endswith(b"\n=done=\n"))
+        self.assertIn("a client is not reading its stream", d.read_log())
+        # 100 MB went by; the stuck client holds about a megabyte of it.
+        self.assertLess(peak_rss_kb() - before, 48 * 1024)

@@ -153,10 +153,39 @@ class TTYTests(DaemonTestCase):
         self.assertEqual(term.wait(), 7)
         self.assertNotIn(b"\x00", term.output)
 
-    test_exec_it_gets_its_own_terminal_and_exit_code.skip = (  # type: ignore[attr-defined]
-        "flaky (about 1 run in 3 under load): the exec's shell answers every `stty size` with "
-        "`stty: standard input`, as if its terminal had no window size; a known bug of the "
-        "exec console path, left open in the closing note")
+    def test_detach_keys_end_attach_and_leave_the_container_running(self):
+        daemon = self.start_daemon(cli=True)
+        daemon.cli("run", "-d", "-it", "--name", "shell", "busybox", "sh", check=True)
+        self.addCleanup(daemon.cli, "rm", "-f", "shell")
+        term = self.terminal(daemon, "attach", "shell")
+        term.type(b"echo =at''tached=\r")
+        term.expect(b"=attached=")
+        term.type(b"\x10")
+        term.type(b"\x11")
+        # The docker CLI's own answer to its escape sequence on `attach`
+        # (`run -it` returns 0 silently).
+        self.assertEqual(term.wait(), 1, term.output)
+        self.assertTrue(term.output.endswith(b"read escape sequence\r\n"), term.output)
+        r = daemon.cli("inspect", "-f", "{{.State.Running}}", "shell", check=True)
+        self.assertEqual(r.stdout, b"true\n")
+        # Still the same shell, with what was typed before: attach again.
+        term = self.terminal(daemon, "attach", "--detach-keys", "ctrl-a,x", "shell")
+        term.type(b"echo =ag''ain=\r")
+        term.expect(b"=again=")
+        term.type(b"\x01x")
+        self.assertEqual(term.wait(), 1, term.output)
+        r = daemon.cli("inspect", "-f", "{{.State.Running}}", "shell", check=True)
+        self.assertEqual(r.stdout, b"true\n")
+
+    def test_run_it_detaches_with_the_keys(self):
+        daemon = self.start_daemon(cli=True)
+        term = self.terminal(daemon, "run", "-it", "--name", "shell", "busybox", "sh")
+        self.addCleanup(daemon.cli, "rm", "-f", "shell")
+        term.expect(b"# ")
+        term.type(b"\x10\x11")
+        self.assertEqual(term.wait(), 0, term.output)
+        r = daemon.cli("inspect", "-f", "{{.State.Running}}", "shell", check=True)
+        self.assertEqual(r.stdout, b"true\n")
 
     def test_run_t_without_i_prints_through_a_terminal(self):
         daemon = self.start_daemon(cli=True)
