@@ -121,12 +121,18 @@ async def disk_usage(daemon, request) -> dict:
     container_list = []
     for rec in containers.all():
         container_list.append(list_view(rec, daemon, now, await containers.size(rec)))
+    from dockerpy.api.build import build_cache_usage, cache_of
+    from dockerpy.api.images import _in_use
+
+    build_cache = await daemon.in_thread(build_cache_usage, cache_of(daemon), store,
+                                         _in_use(daemon))
     return {
         "LayersSize": sum(layer_size.values()),
         "Images": image_list,
         "Containers": container_list,
         "Volumes": await daemon.volumes.usage(),
-        "BuildCache": [],
+        "BuildCache": build_cache,
+        "BuilderSize": sum(b["Size"] for b in build_cache if not b["Shared"]),
     }
 
 

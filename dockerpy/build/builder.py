@@ -19,12 +19,15 @@ from __future__ import annotations
 import codecs
 import copy
 import datetime
+import io
 import json
 import os
 import posixpath
 import re
 import secrets
 import shutil
+import stat
+import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -35,7 +38,7 @@ from dockerpy import errors
 from dockerpy.build import context as ctx
 from dockerpy.build.cache import BuildCache, step_key
 from dockerpy.build.parser import Dockerfile, Instruction, Stage, parse, parse_text, trigger_text
-from dockerpy.build.shell import expand_word, expand_words
+from dockerpy.build.shell import expand_heredoc, expand_word, expand_words
 from dockerpy.images.store import short_id
 from dockerpy.storage import layertar
 
@@ -67,6 +70,12 @@ class BuildOptions:
     forcerm: bool = False
     quiet: bool = False
     network_mode: str | None = None
+    #: ``host:ip`` lines for /etc/hosts of RUN containers.
+    extra_hosts: list[str] = field(default_factory=list)
+    #: /dev/shm size of RUN containers (bytes, 0: the default 64 MB).
+    shm_size: int = 0
+    #: Images whose layers and history may satisfy the cache (``--cache-from``).
+    cache_from: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -205,40 +214,53 @@ class Builder:
     def _time(self) -> datetime.datetime:
         return datetime.datetime.fromtimestamp(self._now(), datetime.timezone.utc)
 
-    async def _op(self, d):
+    async def _op(self, d, key: str | None = None):
         """Await ``d``; if the build is cancelled meanwhile, let ``d`` finish
-        (a half-done store or container operation would leak) and re-raise."""
+        (a half-done store or container operation would leak) and re-raise.
+        With ``key``, ``d`` makes a step's image: one finished after the
+        cancellation is still recorded as that step's cache entry (so it is
+        neither lost work nor an image nothing refers to)."""
         d = defer.ensureDeferred(d) if not isinstance(d, defer.Deferred) else d
         try:
             return await _shield(d)
         except defer.CancelledError:
             try:
-                await d
+                result = await d
             except Exception:
                 pass
+            else:
+                if key is not None and result is not None:
+                    self.cache.put(key, result.id)
             raise
 
     # -- the build ------------------------------------------------------------
 
-    def load(self, context_dir: str, opts: BuildOptions) -> Dockerfile:
-        """Read and parse the Dockerfile (blocking).  Errors here are reported
-        as HTTP errors, before any progress is sent."""
+    def load(self, context: "str | ctx.Tree", opts: BuildOptions) -> Dockerfile:
+        """Read and parse the Dockerfile (blocking) from the context (a
+        directory or a `dockerpy.build.context.TarTree`).  Errors here are
+        reported as HTTP errors, before any progress is sent."""
+        tree = ctx.as_tree(context)
         name = opts.dockerfile or "Dockerfile"
         cleaned = posixpath.normpath("/" + name).lstrip("/")
         rel = posixpath.normpath(name)
-        if rel == ".." or rel.startswith("../") or os.path.isabs(name) and not name.startswith(
-                context_dir):
+        # An absolute path names a file of the context, as with Docker.
+        if rel == ".." or rel.startswith("../"):
             raise errors.InvalidParameter(
                 f"Cannot locate specified Dockerfile: {name} (outside the build context)")
-        path = ctx.resolve_in_root(context_dir, cleaned)
-        if not os.path.isfile(path):
+
+        def is_file(handle: str) -> bool:
+            meta = tree.stat(handle)
+            return meta is not None and meta.kind == "file"
+
+        path = tree.resolve(cleaned)
+        if not is_file(path):
             # Docker also accepts a lower-case "dockerfile" when the default is missing.
-            alt = ctx.resolve_in_root(context_dir, "dockerfile")
-            if name == "Dockerfile" and os.path.isfile(alt):
+            alt = tree.resolve("dockerfile")
+            if name == "Dockerfile" and is_file(alt):
                 path = alt
             else:
                 raise errors.InvalidParameter(f"Cannot locate specified Dockerfile: {name}")
-        with open(path, "rb") as f:
+        with tree.open(path) as f:
             text = f.read().decode("utf-8", "replace")
         if not text.strip():
             raise errors.InvalidParameter(f"the Dockerfile ({name}) cannot be empty")
@@ -277,13 +299,23 @@ class Builder:
                     todo.append(idx)
         return [s for s in df.stages if s.index in needed]
 
-    async def build(self, context_dir: str, df: Dockerfile, opts: BuildOptions) -> str:
-        """Run the build; return the final image id (tags applied)."""
+    async def build(self, context: "str | ctx.Tree", df: Dockerfile, opts: BuildOptions) -> str:
+        """Run the build; return the final image id (tags applied).
+
+        :param context: a directory or a `dockerpy.build.context.TarTree`.
+        """
         self.quiet = opts.quiet
         self.opts = opts
-        self.context_dir = context_dir
+        self.context = ctx.as_tree(context)
         self.escape = df.escape
-        self.ignore = await self._in_thread(ctx.IgnoreMatcher.from_context, context_dir)
+        self.ignore = await self._in_thread(ctx.IgnoreMatcher.from_context, self.context)
+        self.cache_sources = []
+        for ref in opts.cache_from:
+            try:
+                self.cache_sources.append(self.images.resolve(ref))
+            except (errors.NotFound, errors.InvalidParameter):
+                # Docker skips a --cache-from image it does not have.
+                continue
         self.used_args: set[str] = set()
         try:
             return await self._build(df, opts)
@@ -398,7 +430,7 @@ class Builder:
         # The comment holds every expanded value the step wrote: no build
         # args in the key, so an ARG step hits whatever value it is given.
         key = step_key(st.image_id, created_by, extra=key_extra)
-        if await self._try_cache(st, key):
+        if await self._try_cache(st, key, created_by):
             return
         cid = secrets.token_hex(32)
         self.out(f" ---> Running in {cid[:12]}\n")
@@ -409,7 +441,7 @@ class Builder:
         cconfig["Hostname"] = cid[:12]
         image = await self._op(self._in_thread(
             self.images.add_layer_image, st.image, None, config, cconfig, created_by,
-            self._time(), cid, st.author))
+            self._time(), cid, st.author), key)
         if self.opts.rm or self.opts.forcerm:
             self.out(f"Removing intermediate container {cid[:12]}\n")
         self._advance(st, image, key)
@@ -419,10 +451,18 @@ class Builder:
         return sorted(f"{k}={v}" for k, v in st.args.items()
                       if v is not None and k not in env_keys and k not in PROXY_ARGS)
 
-    async def _try_cache(self, st: _State, key: str) -> bool:
+    async def _try_cache(self, st: _State, key: str, created_by: str) -> bool:
         if self.opts.nocache:
             return False
         hit = self.cache.get(key, self._image_exists)
+        if self.cache_sources:
+            # As Docker's classic builder: with --cache-from, a local hit
+            # counts only when it is an ancestor of one of those images.
+            if hit is not None and not any(self._is_ancestor(hit, s)
+                                           for s in self.cache_sources):
+                hit = None
+            if hit is None:
+                hit = await self._op(self._in_thread(self._cache_from, st, created_by))
         if hit is None:
             return False
         image = self.images.get(hit)
@@ -430,6 +470,77 @@ class Builder:
         self._set_image(st, image)
         self.out(f" ---> {short_id(image.id)}\n")
         return True
+
+    def _is_ancestor(self, image_id: str, of) -> bool:
+        seen = set()
+        current = of.parent
+        while current and current not in seen:
+            if current == image_id:
+                return True
+            seen.add(current)
+            try:
+                current = self.images.get(current).parent
+            except errors.NotFound:
+                return False
+        return False
+
+    def _cache_from(self, st: _State, created_by: str) -> str | None:
+        """Thread: Docker's classic ``--cache-from`` match: a source image
+        whose history and layers start with the parent's, and whose next
+        history entry was made by this very step.  Its last step is that
+        image itself; an earlier one is rebuilt as an image of the parent's
+        layers plus that step's layer (no content is copied)."""
+        from dockerpy.images.store import encode_image_config
+
+        parent = st.image
+        pconf = parent.config if parent is not None else {}
+        p_history = list(pconf.get("history") or [])
+        p_diffs = list(parent.diff_ids) if parent is not None else []
+        n = len(p_history)
+        for target in self.cache_sources:
+            history = list(target.config.get("history") or [])
+            if not history or len(history) <= n:
+                continue
+            if parent is not None and (p_history or p_diffs):
+                if history[:n] != p_history or \
+                        list(target.diff_ids[:len(p_diffs)]) != p_diffs:
+                    continue
+            if history[n].get("created_by", "") != created_by:
+                continue
+            if len(history) - 1 == n:
+                return target.id
+            diff_ids = list(p_diffs)
+            if not history[n].get("empty_layer"):
+                index = sum(1 for h in history[:n] if not h.get("empty_layer"))
+                if index >= len(target.diff_ids):
+                    continue
+                diff_ids.append(target.diff_ids[index])
+            config = copy.deepcopy(st.config)
+            config["Image"] = st.image_id
+            image_config = {
+                "architecture": target.config.get("architecture"),
+                "os": target.config.get("os") or "linux",
+                "author": target.config.get("author"),
+                "config": config,
+                "created": history[n].get("created"),
+                "docker_version": target.config.get("docker_version"),
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                "history": p_history + [history[n]],
+            }
+            raw = encode_image_config({k: v for k, v in image_config.items()
+                                       if v not in (None, "") or k == "config"})
+
+            def missing():
+                raise errors.NotFound("cache-from layer is missing")
+
+            try:
+                image = self.images.add_image(raw, [missing] * len(diff_ids))
+            except errors.DockerError:
+                continue
+            # Stay on this source from now on, as Docker does.
+            self.cache_sources = [target]
+            return image.id
+        return None
 
     def _image_exists(self, image_id: str) -> bool:
         try:
@@ -611,7 +722,7 @@ class Builder:
         cmd = st.shell() + ["#(nop) " + comment]
         created_by = " ".join(cmd)
         key = step_key(st.image_id, created_by, self._args_used(st))
-        if await self._try_cache(st, key):
+        if await self._try_cache(st, key, created_by):
             return
         rel = path.lstrip("/")
 
@@ -640,7 +751,7 @@ class Builder:
         save_cmd = ([f"|{len(args_env)}"] + args_env + argv) if args_env else list(argv)
         created_by = " ".join(save_cmd)
         key = step_key(st.image_id, created_by, args_env)
-        if await self._try_cache(st, key):
+        if await self._try_cache(st, key, created_by):
             return
         proxies = [f"{k}={v}" for k, v in self.opts.buildargs.items()
                    if k in PROXY_ARGS and v is not None]
@@ -649,8 +760,15 @@ class Builder:
         body.update({"Cmd": argv, "Entrypoint": [""], "Image": st.image.id,
                      "Env": list(st.config.get("Env") or []) + args_env + proxies,
                      "AttachStdout": True, "AttachStderr": True})
+        host_config: dict[str, Any] = {}
         if self.opts.network_mode and self.opts.network_mode != "default":
-            body["HostConfig"] = {"NetworkMode": self.opts.network_mode}
+            host_config["NetworkMode"] = self.opts.network_mode
+        if self.opts.extra_hosts:
+            host_config["ExtraHosts"] = list(self.opts.extra_hosts)
+        if self.opts.shm_size:
+            host_config["ShmSize"] = self.opts.shm_size
+        if host_config:
+            body["HostConfig"] = host_config
         cconfig = copy.deepcopy(st.config)
         cconfig["Cmd"] = save_cmd
         cconfig["Entrypoint"] = None
@@ -666,7 +784,7 @@ class Builder:
             config["Image"] = st.image.id
             image = await self._op(self._in_thread(
                 self.images.commit, rec.layer_id, st.image, config, cconfig, st.author, "",
-                created_by, None, self._time(), rec.id))
+                created_by, None, self._time(), rec.id), key)
         except BaseException:
             await self._remove(rec, announce=False)
             raise
@@ -760,9 +878,12 @@ class Builder:
         if len(words) < 2:
             raise StepFailed(f"{name} requires at least two arguments, but only one was "
                              "provided. Destination could not be determined.")
-        if ins.heredocs:
-            raise StepFailed(f"{name} with a here-document is not supported")
         srcs, dest = words[:-1], words[-1]
+        heredoc_tree = None
+        if ins.heredocs:
+            srcs, heredoc_tree = self._heredoc_sources(ins, words, env, name)
+        # --link only changes how BuildKit stacks the layer; the files are the same.
+        parents = ins.flag("parents") not in (None, "false")
         if add:
             for s in srcs:
                 if re.match(r"^[a-z][a-z0-9+.-]*://", s, re.I):
@@ -782,35 +903,58 @@ class Builder:
             src_image = self._source_image(from_)
         workdir = st.config.get("WorkingDir") or "/"
 
-        def plan(src_root: str):
-            ignore = self.ignore if src_image is None and not from_ else None
+        def plan(src_root):
+            tree = ctx.as_tree(src_root)
+            ignore = (self.ignore if src_image is None and not from_ and heredoc_tree is None
+                      else None)
             sources = []
+            pivots = []
             for s in srcs:
-                sources.extend(ctx.resolve_sources(
-                    src_root, s, ignore, "build context" if not from_ else "image"))
-            entries = ctx.plan_copy(src_root, sources, dest, workdir, ignore)
+                found = ctx.resolve_sources(
+                    src_root, s, ignore, "build context" if not from_ else "image")
+                sources.extend(found)
+                pivot = posixpath.normpath("/" + s.split("/./", 1)[0]).lstrip("/") \
+                    if "/./" in s else ""
+                pivots.extend([pivot] * len(found))
+            if parents:
+                entries = []
+                dest_dir = dest if dest.endswith("/") else dest + "/"
+                for source, pivot in zip(sources, pivots):
+                    kept = source.rel
+                    if pivot and kept.startswith(pivot + "/"):
+                        kept = kept[len(pivot) + 1:]
+                    if source.is_dir:
+                        sub = dest_dir if kept == "." else f"{dest_dir}{kept}/"
+                    else:
+                        parent = posixpath.dirname(kept)
+                        sub = f"{dest_dir}{parent}/" if parent else dest_dir
+                    entries.extend(ctx.plan_copy(src_root, [source], sub, workdir, ignore))
+            else:
+                entries = ctx.plan_copy(src_root, sources, dest, workdir, ignore)
             archives = []
             if add:
                 keep = []
                 for e in entries:
-                    if e.kind == "file" and ctx.is_archive(e.host):
+                    if e.kind == "file" and ctx.is_archive(e.host, tree):
                         target_dir = (posixpath.join(workdir, dest) if not dest.startswith("/")
                                       else dest)
                         archives.append((e, posixpath.normpath(target_dir).lstrip("/")))
                     else:
                         keep.append(e)
                 entries = keep
-            digest = ctx.content_hash(entries + [a for a, _ in archives], None, chmod)
+            digest = ctx.content_hash(entries + [a for a, _ in archives], None, chmod, tree)
             kind = "multi" if len(sources) > 1 else ("dir" if sources[0].is_dir else "file")
             return entries, archives, digest, kind
 
         async def with_source(fn):
+            if heredoc_tree is not None:
+                return await self._op(self._in_thread(fn, heredoc_tree))
             if src_image is False:
                 tmp = tempfile.mkdtemp(prefix="build-empty-")
                 self._temps.append(tmp)
                 return await self._op(self._in_thread(fn, tmp))
             if src_image is None:
-                return await self._op(self._in_thread(fn, self.context_dir))
+                return await self._op(self._in_thread(fn, self.context))
             return await self._op(self._in_thread(self._with_image_root, src_image, fn))
 
         entries, archives, digest, kind = await with_source(plan)
@@ -822,24 +966,149 @@ class Builder:
         created_by = " ".join(cmd)
         key = step_key(st.image_id, created_by, self._args_used(st), digest,
                        f"chown={chown_spec} chmod={chmod_s}")
-        if await self._try_cache(st, key):
+        if await self._try_cache(st, key, created_by):
             return
 
-        def make(src_root: str, root: str) -> None:
+        def make(src_root, root: str) -> None:
+            tree = ctx.as_tree(src_root)
             owner = self._owner(st, chown_spec, root)
             entries2, archives2, _, _ = plan(src_root)
-            self._copy_into(root, entries2, owner, chmod)
+            self._copy_into(root, entries2, owner, chmod, tree)
             for e, target in archives2:
                 self._copy_into(root, [ctx.Entry(target, "/", "dir", 0o755)], None, None)
                 from dockerpy.images.store import open_decompressed
 
-                with open(e.host, "rb") as raw:
+                with tree.open(e.host) as raw:
                     base = ctx.resolve_in_root(root, target)
                     rel = os.path.relpath(base, root)
                     layertar.extract_tar(open_decompressed(raw), root,
                                          "" if rel == "." else rel)
 
+        if st.image is not None and await self._copy_direct(
+                st, plan, chown_spec, chmod, created_by, cmd, key, with_source):
+            return
         await self._layer_step(st, make, created_by, cmd, key, with_source)
+
+    async def _copy_direct(self, st: _State, plan, chown_spec: str | None, chmod: int | None,
+                           created_by: str, cmd: list[str], key: str, with_source) -> bool:
+        """COPY as a layer tar written straight from the sources, without a
+        container: no file is created twice, diffed and deleted again.
+
+        Only when the result is plain to predict: no archive to extract
+        (ADD), and no symlink or non-directory in the image on the way to
+        any entry (those follow the container path, whose extraction
+        resolves them).  The tar holds what the container's diff would:
+        each existing ancestor directory with the image's metadata, missing
+        ones 0755 (owned by ``--chown``), then the entries.
+
+        :return: whether the step was done.
+        """
+        fd, tar_path = tempfile.mkstemp(prefix="build-copy-", suffix=".tar")
+        os.close(fd)
+        self._temps.append(tar_path)
+        now = int(self._now())
+
+        def build_tar(src_root) -> bool:
+            tree = ctx.as_tree(src_root)
+
+            def in_image(root: str) -> bool:
+                entries, archives, _, _ = plan(src_root)
+                if archives:
+                    return False
+                owner = self._owner(st, chown_spec, root)
+                dirs: dict[str, tuple[int, int, int]] = {}
+                existing_dirs: set[str] = set()
+                known: dict[str, os.stat_result | None] = {}
+
+                def lstat(rel: str) -> os.stat_result | None:
+                    if rel not in known:
+                        try:
+                            known[rel] = os.lstat(os.path.join(root, rel))
+                        except (FileNotFoundError, NotADirectoryError):
+                            known[rel] = None
+                    return known[rel]
+
+                for e in entries:
+                    if not e.arcname:
+                        return False
+                    parts = e.arcname.split("/")
+                    for i in range(1, len(parts)):
+                        parent = "/".join(parts[:i])
+                        if parent in dirs:
+                            continue
+                        st_ = lstat(parent)
+                        if st_ is None:
+                            uid, gid = owner or (0, 0)
+                            dirs[parent] = (0o755, uid, gid)
+                        elif stat.S_ISDIR(st_.st_mode):
+                            dirs[parent] = (stat.S_IMODE(st_.st_mode), st_.st_uid, st_.st_gid)
+                            existing_dirs.add(parent)
+                        else:
+                            return False  # a symlink or a file on the way
+                    st_ = lstat(e.arcname)
+                    if st_ is not None:
+                        if stat.S_ISLNK(st_.st_mode):
+                            return False
+                        if e.kind == "dir" and stat.S_ISDIR(st_.st_mode):
+                            # Docker keeps an existing directory's metadata.
+                            dirs[e.arcname] = (stat.S_IMODE(st_.st_mode), st_.st_uid,
+                                               st_.st_gid)
+                            existing_dirs.add(e.arcname)
+                # Entries that are directories made by this COPY come from the
+                # entries themselves, not from the ancestor list.
+                planned = {e.arcname for e in entries if e.kind == "dir"}
+                prefix = [(d, *dirs[d], now) for d in sorted(dirs)
+                          if d in existing_dirs or d not in planned]
+                with open(tar_path, "wb") as out:
+                    ctx.write_entries_tar(entries, out, owner, chmod, existing_dirs, tree,
+                                          prefix)
+                return True
+
+            return self._with_image_root(st.image, in_image)
+
+        if not await with_source(build_tar):
+            return False
+        config = copy.deepcopy(st.config)
+        config["Image"] = st.image_id
+        cconfig = copy.deepcopy(config)
+        cconfig["Cmd"] = cmd
+        cconfig["Hostname"] = secrets.token_hex(6)
+        image = await self._op(self._in_thread(
+            self.images.add_layer_image, st.image, tar_path, config, cconfig, created_by,
+            self._time(), "", st.author), key)
+        self._advance(st, image, key)
+        return True
+
+    def _heredoc_sources(self, ins: Instruction, words: list[str], env: dict[str, str],
+                         name: str) -> tuple[list[str], ctx.TarTree]:
+        """``COPY <<EOF /dest``: each here-document is a file named after its
+        delimiter (0644), expanded unless the delimiter is quoted, as
+        BuildKit does.  :return: the source names and the tree holding them."""
+        by_name = {h.name: h for h in ins.heredocs}
+        files: dict[str, str] = {}
+        others = []
+        for raw in ins.value[:-1]:
+            m = re.match(r"""^<<-?(["']?)(.+?)\1$""", raw)
+            if m is not None and m.group(2) in by_name:
+                content = by_name[m.group(2)].content
+                if not m.group(1):
+                    content = expand_heredoc(content, env, self.escape)
+                files[m.group(2)] = content
+            else:
+                others.append(raw)
+        if others:
+            raise StepFailed(f"{name} cannot mix here-documents with other sources "
+                             f"({' '.join(others)}) in this daemon")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for fname, content in files.items():
+                data = content.encode("utf-8", "surrogateescape")
+                info = tarfile.TarInfo(fname)
+                info.mode = 0o644
+                info.size = len(data)
+                info.mtime = int(self._now())
+                tar.addfile(info, io.BytesIO(data))
+        return list(files), ctx.TarTree.index(buf, self._now())
 
     def _source_image(self, from_: str):
         """The image (or ``False`` for an empty root) COPY --from reads."""
@@ -881,7 +1150,8 @@ class Builder:
             driver.remove(layer)
 
     @staticmethod
-    def _copy_into(root: str, entries: list[ctx.Entry], owner, chmod) -> None:
+    def _copy_into(root: str, entries: list[ctx.Entry], owner, chmod,
+                   tree: "ctx.Tree | None" = None) -> None:
         """Thread: write ``entries`` into ``root`` (resolved inside it)."""
         skip = set()
         for e in entries:
@@ -906,7 +1176,7 @@ class Builder:
                         os.chmod(host, 0o755)
                         os.lchown(host, *owner)
         with tempfile.TemporaryFile() as tmp:
-            ctx.write_entries_tar(entries, tmp, owner, chmod, skip)
+            ctx.write_entries_tar(entries, tmp, owner, chmod, skip, tree)
             tmp.seek(0)
             layertar.extract_tar(tmp, root, "")
 
@@ -937,7 +1207,7 @@ class Builder:
                 await with_source(scratch)
             image = await self._op(self._in_thread(
                 self.images.add_layer_image, None, tar_path, config, cconfig, created_by,
-                self._time(), "", st.author))
+                self._time(), "", st.author), key)
             os.unlink(tar_path)
             self._advance(st, image, key)
             return
@@ -964,7 +1234,7 @@ class Builder:
             cconfig["Hostname"] = rec.id[:12]
             image = await self._op(self._in_thread(
                 self.images.commit, rec.layer_id, st.image, config, cconfig, st.author, "",
-                created_by, None, self._time(), rec.id if container_output else ""))
+                created_by, None, self._time(), rec.id if container_output else ""), key)
         except BaseException:
             await self._remove(rec, announce=False)
             raise

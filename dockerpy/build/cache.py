@@ -46,6 +46,11 @@ class BuildCache:
         except (OSError, UnicodeDecodeError):
             return None
         if image_id and exists(image_id):
+            try:
+                # The entry's mtime is its LastUsedAt in ``system df``.
+                os.utime(self._path(key))
+            except OSError:
+                pass
             return image_id
         self.forget(key)
         return None
@@ -70,6 +75,12 @@ class BuildCache:
             except (OSError, UnicodeDecodeError):
                 continue
         return out
+
+    def last_used(self, key: str) -> float:
+        try:
+            return os.stat(self._path(key)).st_mtime
+        except OSError:
+            return 0.0
 
     def prune(self, exists) -> int:
         """Drop every entry (``builder prune``); return how many there were."""

@@ -210,3 +210,22 @@ def expand_words(text: str, env: dict[str, str], escape: str = "\\") -> list[str
         if have:
             out.append("".join(cur))
     return out
+
+
+def expand_heredoc(text: str, env: dict[str, str], escape: str = "\\") -> str:
+    """A here-document's body as BuildKit expands it (``RawQuotes`` and
+    ``RawEscapes``): variables expanded, quotes and escapes kept as written
+    (an escaped ``$`` is not expanded)."""
+    lexer = _Lexer(text, env, escape)
+    out: list[str] = []
+    while lexer.i < len(text):
+        c = text[lexer.i]
+        if c == escape and lexer.i + 1 < len(text):
+            out.append(text[lexer.i:lexer.i + 2])
+            lexer.i += 2
+        elif c == "$":
+            out.append(lexer._dollar())
+        else:
+            out.append(c)
+            lexer.i += 1
+    return "".join(out)

@@ -76,8 +76,10 @@ def tar_context(context: str, dockerfile: str | None, out) -> str:
 
 def _add(tar: tarfile.TarFile, path: str, arcname: str) -> None:
     info = tar.gettarinfo(path, arcname)
-    # The docker CLI sends files owned by root, whoever runs it.
+    # The docker CLI sends files owned by root, whoever runs it, and whole
+    # seconds (a float mtime would cost a pax header per file).
     info.uid = info.gid = 0
+    info.mtime = int(info.mtime)
     info.uname = info.gname = ""
     if info.isreg():
         with open(path, "rb") as f:
@@ -117,6 +119,9 @@ def build(cli: Cli, name: str, argv: list[str]) -> int:
     p.add("--force-rm", kind="bool", help="Always remove intermediate containers")
     p.add("--pull", kind="bool", help="Always attempt to pull a newer version of the image")
     p.add("--platform", help="Set platform if server is multi-platform capable")
+    p.add("--add-host", kind="list", help="Add a custom host-to-IP mapping (host:ip)")
+    p.add("--shm-size", help="Size of /dev/shm")
+    p.add("--cache-from", kind="list", help="Images to consider as cache sources")
     p.positional("args", nargs="*")
     ns = p.parse(cli, argv)
     p.check_args(len(ns.args))
@@ -186,6 +191,14 @@ def build(cli: Cli, name: str, argv: list[str]) -> int:
             "rm": ns.rm, "forcerm": ns.force_rm or None, "networkmode": ns.network,
             "platform": ns.platform, "pull": ns.pull or None,
         }
+        if ns.add_host:
+            query["extrahosts"] = list(ns.add_host)
+        if ns.shm_size:
+            from dockerpy.client.run import ram_in_bytes
+
+            query["shmsize"] = str(ram_in_bytes(ns.shm_size))
+        if ns.cache_from:
+            query["cachefrom"] = json.dumps(list(ns.cache_from))
         if ns.build_arg:
             query["buildargs"] = json.dumps(_key_values(ns.build_arg, cli.environ, True))
         if ns.label:
