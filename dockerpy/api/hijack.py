@@ -31,7 +31,7 @@ from twisted.web.http import HTTPChannel
 from zope.interface import implementer
 
 from dockerpy.api import stdcopy
-from dockerpy.containers.detach import EscapeFilter
+from dockerpy.client.detachkeys import EscapeFilter
 
 log = Logger()
 

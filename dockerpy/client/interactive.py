@@ -34,7 +34,9 @@ def _raw_terminal(cli: Cli):
 
     fd = cli.stdin.fileno()
     old = termios.tcgetattr(fd)
-    tty.setraw(fd)
+    # TCSANOW, as the docker CLI: what was typed ahead stays (setraw's default,
+    # TCSAFLUSH, would throw it away).
+    tty.setraw(fd, termios.TCSANOW)
     return lambda: termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
 
@@ -164,7 +166,7 @@ def _pump_until_keys(cli: Cli, stream: Any, keys: bytes, detached: threading.Eve
     does on a terminal: they are not sent, and they end the attach."""
     import socket
 
-    from dockerpy.containers.detach import EscapeFilter  # stdlib only
+    from dockerpy.client.detachkeys import EscapeFilter
 
     escape = EscapeFilter(keys)
     fd = cli.stdin.fileno()
@@ -193,7 +195,7 @@ def attach(cli: Cli, name: str, argv: list[str]) -> int:
     (its status is ours) or the detach keys end the attach while it runs
     (the docker CLI then says ``read escape sequence`` and exits 1)."""
     from dockerpy.client.run import _SignalProxy
-    from dockerpy.containers.detach import detach_keys
+    from dockerpy.client.detachkeys import detach_keys
 
     p = Parser(name, "[OPTIONS] CONTAINER",
                "Attach local standard input, output, and error streams to a running "

@@ -458,20 +458,34 @@ def _stream_output(cli: Cli, stream: Hijacked, tty: bool) -> None:
 
 def attach_and_start(cli: Cli, name: str, cid: str, *, stdin: bool, stdout: bool,
                      stderr: bool, tty: bool, wait_condition: str | None,
-                     sig_proxy: bool, start_error_status: bool) -> int:
+                     sig_proxy: bool, start_error_status: bool,
+                     detach_keys: str | None = None) -> int:
     """Attach, send wait, start, stream until the output ends, and return
     the container's exit status.
+
+    With a terminal on both ends, as the docker CLI: our terminal is raw
+    while attached (and restored on every exit), the container's follows
+    our size (SIGWINCH), and the detach keys end the attach, leaving the
+    container running (status 0).
 
     :param wait_condition: ``next-exit``/``removed``, or ``None`` to skip.
     :param start_error_status: map start failures to 125/126/127 (run)
         rather than 1 (start).
     """
+    from dockerpy.client.detachkeys import detach_keys as parse_keys
+
     client = cli.client
     stream = None
+    interactive = tty and stdin and cli.isatty(cli.stdin)
+    try:
+        keys = parse_keys(detach_keys)
+    except ValueError:
+        raise StatusError(125, f"Invalid detach keys ({detach_keys}) provided") from None
     if stdin or stdout or stderr:
         stream = client.hijack(f"/containers/{cid}/attach", {
             "stream": True, "stdin": True if stdin else None,
-            "stdout": True if stdout else None, "stderr": True if stderr else None})
+            "stdout": True if stdout else None, "stderr": True if stderr else None,
+            "detachKeys": detach_keys or None})
     waiter = _Waiter(client, cid, wait_condition) if wait_condition else None
     try:
         client.send("POST", f"/containers/{cid}/start")
@@ -481,18 +495,33 @@ def attach_and_start(cli: Cli, name: str, cid: str, *, stdin: bool, stdout: bool
         if start_error_status:
             raise _daemon_error(name, str(e), _status_for(e.message))
         raise StatusError(1, f"{e}\nError: failed to start containers: {cid}")
+    detached = threading.Event()
     if stream is not None:
-        pump = None
-        if stdin:
-            pump = threading.Thread(target=_pump_stdin, args=(cli, stream), daemon=True)
-            pump.start()
-        if sig_proxy and not tty:
-            with _SignalProxy(client, cid):
+        from dockerpy.client.interactive import TtySizeMonitor, _pump_until_keys, _raw_terminal
+
+        restore = _raw_terminal(cli) if interactive else None
+        monitor = TtySizeMonitor(cli, f"/containers/{cid}/resize") \
+            if tty and cli.isatty(cli.stdout) else None
+        try:
+            if monitor is not None:
+                monitor.__enter__()
+            if interactive:
+                threading.Thread(target=_pump_until_keys, args=(cli, stream, keys, detached),
+                                 daemon=True).start()
+            elif stdin:
+                threading.Thread(target=_pump_stdin, args=(cli, stream), daemon=True).start()
+            if sig_proxy and not tty:
+                with _SignalProxy(client, cid):
+                    _stream_output(cli, stream, tty)
+            else:
                 _stream_output(cli, stream, tty)
-        else:
-            _stream_output(cli, stream, tty)
-        stream.close()
-    if waiter is None:
+        finally:
+            stream.close()
+            if monitor is not None:
+                monitor.__exit__()
+            if restore is not None:
+                restore()
+    if waiter is None or detached.is_set():
         return 0
     return waiter.result()
 
@@ -517,7 +546,7 @@ def run(cli: Cli, name: str, argv: list[str]) -> int:
     return attach_and_start(
         cli, name, cid, stdin=stdin, stdout=stdout, stderr=stderr, tty=ns.tty,
         wait_condition="removed" if ns.rm else "next-exit", sig_proxy=ns.sig_proxy,
-        start_error_status=True)
+        start_error_status=True, detach_keys=ns.detach_keys)
 
 
 def start(cli: Cli, name: str, argv: list[str]) -> int:
@@ -541,7 +570,7 @@ def start(cli: Cli, name: str, argv: list[str]) -> int:
             cli, name, cid, stdin=ns.interactive and config.get("OpenStdin", False),
             stdout=True, stderr=True, tty=config.get("Tty", False),
             wait_condition="removed" if auto_remove else "next-exit",
-            sig_proxy=True, start_error_status=False)
+            sig_proxy=True, start_error_status=False, detach_keys=ns.detach_keys)
     failed = []
     for target in ns.containers:
         try:

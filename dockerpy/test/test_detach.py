@@ -5,8 +5,8 @@ from __future__ import annotations
 from twisted.trial import unittest
 
 from dockerpy import errors
-from dockerpy.containers.detach import (DEFAULT_DETACH_KEYS, EscapeFilter, attach_keys,
-                                        detach_keys, exec_keys, to_bytes)
+from dockerpy.client.detachkeys import DEFAULT_DETACH_KEYS, EscapeFilter, detach_keys, to_bytes
+from dockerpy.containers.detach import attach_keys, exec_keys
 
 
 class FormatTests(unittest.SynchronousTestCase):

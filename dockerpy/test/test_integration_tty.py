@@ -10,6 +10,7 @@ import os
 import select
 import struct
 import subprocess
+import sys
 import termios
 import time
 
@@ -106,8 +107,11 @@ class Terminal:
 
 
 class TTYTests(DaemonTestCase):
+    #: The client under test: the docker CLI here, bin/docker in the subclass.
+    client_argv = [DOCKER_CLI]
+
     def terminal(self, daemon, *args: str, rows: int = 24, cols: int = 80) -> Terminal:
-        term = Terminal([DOCKER_CLI, *args], daemon.env, rows, cols)
+        term = Terminal([*self.client_argv, *args], daemon.env, rows, cols)
         self.addCleanup(term.close)
         return term
 
@@ -208,6 +212,19 @@ class TTYTests(DaemonTestCase):
         self.assertEqual(status, 409, body)
         status, _, body = daemon.request("POST", "/containers/idle/resize?h=x&w=10")
         self.assertEqual(status, 400, body)
+
+
+class BinDockerTTYTests(TTYTests):
+    """The same terminals through dockerpy's own bin/docker: raw mode, the
+    size at start and on SIGWINCH, ctrl-c, detach keys, exit codes."""
+
+    client_argv = [sys.executable, os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        "bin", "docker")]
+
+    def test_detach_keys_end_attach_and_leave_the_container_running(self):
+        # bin/docker attach answers the keys as the docker CLI does (status 1).
+        super().test_detach_keys_end_attach_and_leave_the_container_running()
 
 
 class InitTests(DaemonTestCase):
