@@ -23,6 +23,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
+from typing import TYPE_CHECKING
 
 from klein import Klein
 from twisted.internet import defer
@@ -31,9 +32,11 @@ from twisted.logger import Logger
 from dockerpy import errors
 from dockerpy.api.app import query, query_all, query_bool, query_int, write_json
 from dockerpy.build import context as ctx
-from dockerpy.build.builder import Builder, BuildOptions, StepFailed
 from dockerpy.build.cache import BuildCache
 from dockerpy.images import reference as refs
+
+if TYPE_CHECKING:
+    from dockerpy.build.builder import BuildOptions
 
 log = Logger()
 
@@ -89,6 +92,8 @@ def options_from_request(request) -> BuildOptions:
                 from None
         if not isinstance(cache_from, list) or not all(isinstance(c, str) for c in cache_from):
             raise errors.InvalidParameter("error reading cache-from params: not a list")
+    from dockerpy.build.builder import BuildOptions
+
     return BuildOptions(
         extra_hosts=extra_hosts, shm_size=shm_size, cache_from=[c for c in cache_from if c],
         tags=tags, dockerfile=query(request, "dockerfile") or "Dockerfile",
@@ -273,6 +278,10 @@ def install(app: Klein, daemon=None) -> None:
 
         tree, spool = await daemon.in_thread(open_context, request.content, tmp_root,
                                              daemon.reactor.seconds())
+        # Loaded on first use: BuildKit's parser brings a Go runtime (~10 MB)
+        # that an idle daemon need not carry.
+        from dockerpy.build.builder import Builder, StepFailed
+
         try:
             builder = Builder(daemon.in_thread, daemon.images, daemon.containers, cache(),
                               emit, daemon.reactor.seconds)
