@@ -190,11 +190,47 @@ def _pump_until_keys(cli: Cli, stream: Any, keys: bytes, detached: threading.Eve
         pass
 
 
+def stream_attached(cli: Cli, cid: str, stream: Any, *, tty: bool, stdin: bool,
+                    sig_proxy: bool, keys: bytes) -> bool:
+    """Our stdio to an attached container's until its output ends, as the
+    docker CLI does: with a terminal on both ends ours is raw meanwhile
+    (restored on every exit), the container's follows our size (SIGWINCH),
+    and the detach keys end the attach; without, signals are proxied.
+
+    :return: whether the detach keys ended it (the container still runs).
+    """
+    from dockerpy.client.run import _SignalProxy
+
+    detached = threading.Event()
+    restore = _raw_terminal(cli) if tty and stdin and cli.isatty(cli.stdin) else None
+    monitor = TtySizeMonitor(cli, f"/containers/{cid}/resize") \
+        if tty and cli.isatty(cli.stdout) else None
+    try:
+        if monitor is not None:
+            monitor.__enter__()
+        if stdin and restore is not None:
+            threading.Thread(target=_pump_until_keys, args=(cli, stream, keys, detached),
+                             daemon=True).start()
+        elif stdin:
+            threading.Thread(target=_pump_stdin, args=(cli, stream), daemon=True).start()
+        if sig_proxy and not tty:
+            with _SignalProxy(cli.client, cid):
+                _stream_output(cli, stream, tty)
+        else:
+            _stream_output(cli, stream, tty)
+    finally:
+        stream.close()
+        if monitor is not None:
+            monitor.__exit__()
+        if restore is not None:
+            restore()
+    return detached.is_set()
+
+
 def attach(cli: Cli, name: str, argv: list[str]) -> int:
     """``docker attach``: our stdio to a running container's, until it exits
     (its status is ours) or the detach keys end the attach while it runs
     (the docker CLI then says ``read escape sequence`` and exits 1)."""
-    from dockerpy.client.run import _SignalProxy
     from dockerpy.client.detachkeys import detach_keys
 
     p = Parser(name, "[OPTIONS] CONTAINER",
@@ -223,30 +259,8 @@ def attach(cli: Cli, name: str, argv: list[str]) -> int:
     query = {"stream": True, "stdin": True if stdin else None, "stdout": True,
              "stderr": True, "detachKeys": ns.detach_keys or None}
     stream = client.hijack(f"/containers/{cid}/attach", query)
-    detached = threading.Event()
-    restore = _raw_terminal(cli) if tty and stdin and cli.isatty(cli.stdin) else None
-    monitor = TtySizeMonitor(cli, f"/containers/{cid}/resize") \
-        if tty and cli.isatty(cli.stdout) else None
-    try:
-        if monitor is not None:
-            monitor.__enter__()
-        if stdin and restore is not None:
-            threading.Thread(target=_pump_until_keys, args=(cli, stream, keys, detached),
-                             daemon=True).start()
-        elif stdin:
-            threading.Thread(target=_pump_stdin, args=(cli, stream), daemon=True).start()
-        if ns.sig_proxy and not tty:
-            with _SignalProxy(client, cid):
-                _stream_output(cli, stream, tty)
-        else:
-            _stream_output(cli, stream, tty)
-    finally:
-        stream.close()
-        if monitor is not None:
-            monitor.__exit__()
-        if restore is not None:
-            restore()
-    if detached.is_set():
+    if stream_attached(cli, cid, stream, tty=tty, stdin=stdin, sig_proxy=ns.sig_proxy,
+                       keys=keys):
         cli.err("read escape sequence")
         return 1
     # The daemon may end the stream on its own keys (piped stdin): then the

@@ -476,7 +476,6 @@ def attach_and_start(cli: Cli, name: str, cid: str, *, stdin: bool, stdout: bool
 
     client = cli.client
     stream = None
-    interactive = tty and stdin and cli.isatty(cli.stdin)
     try:
         keys = parse_keys(detach_keys)
     except ValueError:
@@ -495,33 +494,13 @@ def attach_and_start(cli: Cli, name: str, cid: str, *, stdin: bool, stdout: bool
         if start_error_status:
             raise _daemon_error(name, str(e), _status_for(e.message))
         raise StatusError(1, f"{e}\nError: failed to start containers: {cid}")
-    detached = threading.Event()
+    detached = False
     if stream is not None:
-        from dockerpy.client.interactive import TtySizeMonitor, _pump_until_keys, _raw_terminal
+        from dockerpy.client.interactive import stream_attached
 
-        restore = _raw_terminal(cli) if interactive else None
-        monitor = TtySizeMonitor(cli, f"/containers/{cid}/resize") \
-            if tty and cli.isatty(cli.stdout) else None
-        try:
-            if monitor is not None:
-                monitor.__enter__()
-            if interactive:
-                threading.Thread(target=_pump_until_keys, args=(cli, stream, keys, detached),
-                                 daemon=True).start()
-            elif stdin:
-                threading.Thread(target=_pump_stdin, args=(cli, stream), daemon=True).start()
-            if sig_proxy and not tty:
-                with _SignalProxy(client, cid):
-                    _stream_output(cli, stream, tty)
-            else:
-                _stream_output(cli, stream, tty)
-        finally:
-            stream.close()
-            if monitor is not None:
-                monitor.__exit__()
-            if restore is not None:
-                restore()
-    if waiter is None or detached.is_set():
+        detached = stream_attached(cli, cid, stream, tty=tty, stdin=stdin,
+                                   sig_proxy=sig_proxy, keys=keys)
+    if waiter is None or detached:
         return 0
     return waiter.result()
 
