@@ -7,19 +7,29 @@ This module owns ``<data-root>/image``::
     layers/sha256/<chain hex>/      one image layer: ``diff`` (diff id),
                                     ``parent`` (parent chain id, absent for a
                                     base layer), ``size``, ``cache-id`` (the
-                                    storage driver's layer id, random hex) and
-                                    ``layer.tar`` (the uncompressed layer tar)
+                                    storage driver's layer id, random hex),
+                                    the kept blob (``layer.tar``, or
+                                    ``layer.tar.gz``/``.bz2``/``.xz``/``.zst``
+                                    as it came) and ``tar-size``
     metadata/sha256/<hex>.json      per image: parent image id, last tag time
     layer-refs/<owner>              chain id held by an owner (a container)
     repositories.json               references -> image id (tags and digests)
     tmp/                            spool space for load/commit; emptied at start
 
-Why ``layer.tar`` is kept: an image id is the digest of a config that lists
-diff ids, and ``docker save`` must produce layer tars with exactly those
-digests.  Without Docker's tar-split metadata a driver cannot reproduce the
-original bytes, so the uncompressed tar is kept beside the layer (it costs
-disk, not time: it is the spool file we hash anyway).  Compressed blobs are
-never kept.
+Why the blob is kept: an image id is the digest of a config that lists diff
+ids, and ``docker save`` must produce layer tars with exactly those digests.
+Without Docker's tar-split metadata a driver cannot reproduce the original
+bytes, so the layer's blob is kept beside it, as it came: a pulled or loaded
+blob is hard-linked (the download or spool file, no copy at all), a streamed
+one (import) is copied while it is read.  ``open_layer_tar`` decompresses it
+again for save; push uploads a kept gzip blob as it is.
+
+A layer is made in one pass over its blob: decompressed, hashed (diff id)
+and applied into the driver as it is read, so that a pull extracts while it
+downloads.  On overlay2 the layers of one image are applied side by side
+(``MAX_PARALLEL_LAYERS``), each into its own driver layer, and registered
+in chain order.  A chain being made is claimed, so a second pull of the same
+layers waits for that work instead of repeating it.
 
 Crash safety: a layer directory is built under ``.tmp-<random>`` (its
 ``cache-id`` written before the driver layer is created) and renamed into
@@ -27,6 +37,10 @@ place when complete; a removed layer is first renamed to ``.trash-<random>``.
 At start-up both kinds are destroyed (driver layer included), configs whose
 layers are missing are dropped, and layers no image or owner references are
 collected.  Every file that matters is written with ``dockerpy.atomic``.
+A layer's kept blob and applied files are not fsynced (Docker syncs neither;
+``kill -9`` loses nothing the page cache holds): its records are, before the
+directory is renamed into place, and a layer is registered only once its
+parent is.
 
 Threads: lookups (``resolve``, ``images``, views) read an immutable snapshot
 and never block, so the reactor may call them.  Writers (everything that
@@ -69,6 +83,9 @@ from dockerpy.images.reference import Reference
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+# Layers of one image decompressed and applied at once (overlay2 only); as
+# many as the downloads running at once.
+MAX_PARALLEL_LAYERS = 3
 _every = all  # ``prune`` has a parameter named ``all``, as Docker's API does
 DOCKER_VERSION = "28.0.4"
 # sha256 of a tar holding nothing but its end-of-archive marker (Go's layout).
@@ -87,6 +104,9 @@ ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 _HEX_RE = re.compile(r"^[a-f0-9]+$")
+# The kept blob of a layer, named by its compression.
+_KEPT_BLOB = {None: "layer.tar", "gzip": "layer.tar.gz", "bzip2": "layer.tar.bz2",
+              "xz": "layer.tar.xz", "zstd": "layer.tar.zst"}
 _GO_TIME_RE = re.compile(
     r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)$")
 
@@ -246,13 +266,14 @@ def compression_of(head: bytes) -> str | None:
 
 
 def open_decompressed(stream: IO[bytes]) -> IO[bytes]:
-    """Wrap a plain, gzip, bzip2 or xz stream so that reading it yields the tar.
-
-    :raises InvalidParameter: zstd (no decompressor in this Python).
-    """
+    """Wrap a plain, gzip, bzip2, xz or zstd stream so that reading it yields the tar."""
     head = _read_exact(stream, 6)
-    raw = io.BufferedReader(_PrefixedReader(head, stream), CHUNK)
-    kind = compression_of(head)
+    return _decompressor(compression_of(head), io.BufferedReader(_PrefixedReader(head, stream),
+                                                                CHUNK))
+
+
+def _decompressor(kind: str | None, raw: IO[bytes]) -> IO[bytes]:
+    """The decompressed view of ``raw`` (Docker's ``DecompressStream``)."""
     if kind == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if kind == "bzip2":
@@ -260,21 +281,128 @@ def open_decompressed(stream: IO[bytes]) -> IO[bytes]:
     if kind == "xz":
         return lzma.LZMAFile(raw)
     if kind == "zstd":
-        raise InvalidParameter("unsupported compression format zstd")
+        return _ZstdReader(raw)
     return raw
 
 
-def _copy_hashing(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
-    h = hashlib.sha256()
-    n = 0
-    while True:
-        chunk = src.read(CHUNK)
-        if not chunk:
-            break
-        h.update(chunk)
-        dst.write(chunk)
-        n += len(chunk)
-    return "sha256:" + h.hexdigest(), n
+class _ZstdReader(io.RawIOBase):
+    """A zstd stream decompressed as it is read; several frames (as parallel
+    compressors write them) make one stream, and bytes after the last frame
+    are an error, as with Docker."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        try:
+            import zstandard
+        except ImportError:
+            raise InvalidParameter("unsupported compression format zstd") from None
+        self._raw = raw
+        self._error = zstandard.ZstdError
+        self._z = zstandard.ZstdDecompressor().stream_reader(
+            raw, read_size=CHUNK, read_across_frames=True, closefd=False)
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self._eof:
+            return 0
+        try:
+            n = self._z.readinto(b)
+        except self._error as e:
+            raise InvalidParameter(f"zstd: {e}") from None
+        if n:
+            return n
+        if self._raw.read(1):
+            raise InvalidParameter("zstd: trailing data after the last frame")
+        self._eof = True
+        return 0
+
+
+class _Owning(io.RawIOBase):
+    """A decompressor that closes the file under it when closed (theirs
+    leave a file object they were given open)."""
+
+    def __init__(self, stream: IO[bytes], owned: IO[bytes]) -> None:
+        self._stream = stream
+        self._owned = owned
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        return self._stream.readinto(b) or 0
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._stream.close()
+            finally:
+                self._owned.close()
+        super().close()
+
+
+class _Aborted(Exception):
+    """Another layer of the same operation failed: stop reading this one."""
+
+
+class _TeeReader(io.RawIOBase):
+    """Replays sniffed bytes, then the stream, copying all of it to ``copy``
+    (``None``: no copy) as it is read."""
+
+    def __init__(self, prefix: bytes, stream: IO[bytes], copy: IO[bytes] | None,
+                 abort: threading.Event | None = None) -> None:
+        self._prefix = prefix
+        self._stream = stream
+        self._copy = copy
+        self._abort = abort
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self._abort is not None and self._abort.is_set():
+            raise _Aborted()
+        if self._prefix:
+            data, self._prefix = self._prefix[:len(b)], self._prefix[len(b):]
+        else:
+            data = self._stream.read(len(b))
+        n = len(data)
+        b[:n] = data
+        if self._copy is not None and n:
+            self._copy.write(data)
+        return n
+
+
+class _HashingReader(io.RawIOBase):
+    """Counts and hashes what is read through it (the layer's diff id);
+    a decompressor's complaint becomes ``InvalidParameter``."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._hash = hashlib.sha256()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        try:
+            n = self._stream.readinto(b) or 0
+        except (EOFError, lzma.LZMAError, zlibError) as e:
+            raise InvalidParameter(f"invalid tar stream: {e}") from None
+        except OSError as e:
+            if e.errno is not None:
+                raise  # the disk, not the data
+            # gzip and bzip2 report bad data as OSError without an errno.
+            raise InvalidParameter(f"invalid tar stream: {e}") from None
+        self._hash.update(memoryview(b)[:n])
+        self.count += n
+        return n
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
 
 
 def _hash_file(path: str) -> str:
@@ -299,6 +427,14 @@ def _write_small(path: str, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _link_or_copy(src: str, dest: str) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        # Another file system (or one without hard links): copy it.
+        shutil.copyfile(src, dest)
 
 
 def _read_text(path: str) -> str:
@@ -679,35 +815,49 @@ class _Txn:
 
 
 class _LayerSource:
-    """Where a layer tar comes from during load/add: placed, then verified."""
+    """Where a layer blob (plain or compressed) comes from during load/add."""
 
-    def place(self, dest: str) -> str:
-        """Write the uncompressed tar to ``dest``; return its diff id."""
+    def open(self) -> tuple[IO[bytes], str | None]:
+        """:return: the blob's stream, and the path of a file that holds the
+        same bytes once the stream has been read to its end (linked as the
+        layer's kept blob instead of writing a copy), or ``None``."""
         raise NotImplementedError
 
 
 class _StreamLayer(_LayerSource):
+    """A blob from an opener; a stream with a ``path`` attribute (a
+    download) names the file it reads."""
+
     def __init__(self, opener: Callable[[], IO[bytes]]) -> None:
         self._opener = opener
 
-    def place(self, dest: str) -> str:
-        with self._opener() as raw, open(dest, "wb") as out:
-            digest, _ = _copy_hashing(open_decompressed(raw), out)
-            out.flush()
-            os.fsync(out.fileno())
-        return digest
+    def open(self) -> tuple[IO[bytes], str | None]:
+        stream = self._opener()
+        return stream, getattr(stream, "path", None)
 
 
 class _SpooledLayer(_LayerSource):
     def __init__(self, path: str, raw_digest: str, compressed: bool) -> None:
         self.path, self.raw_digest, self.compressed = path, raw_digest, compressed
 
-    def place(self, dest: str) -> str:
-        if not self.compressed:
-            # Same file system (both under the image root): no copy at all.
-            os.link(self.path, dest)
-            return self.raw_digest
-        return _StreamLayer(lambda: open(self.path, "rb")).place(dest)
+    def open(self) -> tuple[IO[bytes], str | None]:
+        return open(self.path, "rb"), self.path
+
+
+@dataclass(eq=False)
+class _LayerJob:
+    """One layer being made by ``ImageStore._add_layers``."""
+
+    index: int
+    chain: str
+    parent: str | None
+    diff_id: str
+    source: _LayerSource
+    tmpdir: str = ""
+    cache_id: str = ""
+    thread: threading.Thread | None = None
+    layer: Layer | None = None
+    error: BaseException | None = None
 
 
 @dataclass
@@ -972,6 +1122,7 @@ class ImageStore:
         self._refs: dict[str, str] = {}
         self._layers: dict[str, Layer] = {}
         self._owners: dict[str, str] = {}
+        self._making: dict[str, threading.Event] = {}  # chain -> claimed, being made
         self._snap = _Snapshot({}, {}, {})
         self._recover()
 
@@ -1297,39 +1448,293 @@ class ImageStore:
         except BaseException:
             self._destroy_layer_dir(tmpdir)
             raise
+        if self._publish_layer(txn, tmpdir, Layer(chain, diff_id, parent, size, cache_id)):
+            self._destroy_layer_dir(tmpdir)
+        return chain
+
+    def _stream_layer(self, txn: _Txn, parent: str | None, source: _LayerSource,
+                      expected: str | None = None, index: int = 0) -> tuple[str, str]:
+        """Make a layer straight from its blob: decompress, hash and apply in
+        one pass, keeping the blob (linked when it is already a file, copied
+        as it is read otherwise) so that save and push can give the exact
+        tar back.
+
+        The parent must be held by ``txn``.  Nothing is registered unless the
+        diff id matches ``expected`` (``None``: any) and the whole blob was
+        read (a download reports its end only once its digest matched).
+
+        :return: (chain id, diff id).
+        :raises InvalidParameter: bad compression, tar or diff id.
+        """
+        tmpdir = self._new_layer_dir()
+        cache_id = secrets.token_hex(32)
+        try:
+            # Written before the driver layer exists: start-up recovery reads it
+            # to remove a driver layer left behind by a crash.
+            _write_small(os.path.join(tmpdir, "cache-id"), cache_id.encode())
+            with self._lock:
+                parent_cache = self._layers[parent].cache_id if parent else None
+            self.driver.create(cache_id, parent_cache)
+            diff_id, tar_size, size = self._fill_layer(tmpdir, cache_id, source)
+            if expected is not None and diff_id != expected:
+                raise InvalidParameter(
+                    f'invalid diffID for layer {index}: expected "{expected}", '
+                    f'got "{diff_id}"')
+            chain = chain_id(parent, diff_id)
+            self._write_layer_records(tmpdir, diff_id, parent, tar_size, size)
+        except BaseException:
+            self._destroy_layer_dir(tmpdir)
+            raise
+        if self._publish_layer(txn, tmpdir, Layer(chain, diff_id, parent, size, cache_id)):
+            self._destroy_layer_dir(tmpdir)
+        return chain, diff_id
+
+    @staticmethod
+    def _write_layer_records(tmpdir: str, diff_id: str, parent: str | None, tar_size: int,
+                             size: int) -> None:
+        # No fsync of the kept blob or of the applied files (Docker does not
+        # sync them either): the records are what must be durable, and they
+        # are published only once everything below them is complete.
+        with open(os.path.join(tmpdir, "tar-size"), "wb") as f:
+            f.write(str(tar_size).encode())
+        _write_small(os.path.join(tmpdir, "diff"), diff_id.encode())
+        _write_small(os.path.join(tmpdir, "size"), str(size).encode())
+        if parent:
+            _write_small(os.path.join(tmpdir, "parent"), parent.encode())
+        atomic.fsync_dir(tmpdir)
+
+    def _fill_layer(self, tmpdir: str, cache_id: str, source: _LayerSource,
+                    abort: threading.Event | None = None) -> tuple[str, int, int]:
+        """Apply ``source`` into the driver layer ``cache_id`` and keep its
+        blob in ``tmpdir``.  :return: (diff id, tar size, layer size)."""
+        stream, path = source.open()
+        copy = None
+        try:
+            head = _read_exact(stream, 6)
+            kind = compression_of(head)
+            kept = os.path.join(tmpdir, _KEPT_BLOB[kind])
+            if path is None:
+                copy = open(kept, "wb")
+            raw = io.BufferedReader(_TeeReader(head, stream, copy, abort), CHUNK)
+            hashing = _HashingReader(_decompressor(kind, raw))
+            tar = io.BufferedReader(hashing, CHUNK)
+            try:
+                size = int(self.driver.apply_diff(cache_id, tar) or 0)
+            except tarfile.TarError as e:
+                raise InvalidParameter(f"invalid tar stream: {e}") from None
+            # The tar may end before the stream does (padding), and a download
+            # reports its end only once its digest matched: read both to their
+            # ends before anything is registered.
+            while tar.read(CHUNK):
+                pass
+            while raw.read(CHUNK):
+                pass
+        finally:
+            if copy is not None:
+                copy.close()
+            stream.close()
+        if path is not None:
+            _link_or_copy(path, kept)
+        return hashing.digest, hashing.count, size
+
+    def _publish_layer(self, txn: _Txn, tmpdir: str, layer: Layer) -> bool:
+        """Rename a complete temp layer directory into place and hold it.
+
+        :return: whether another operation made the same chain meanwhile
+            (the existing layer is held then, and the caller destroys
+            ``tmpdir``).
+        """
+        chain = layer.chain_id
         with self._lock:
             lost_race = chain in self._layers
             if not lost_race:
                 os.rename(tmpdir, os.path.join(self._layers_dir, chain[7:]))
                 atomic.fsync_dir(self._layers_dir)
-                self._layers[chain] = Layer(chain, diff_id, parent, size, cache_id)
+                self._layers[chain] = layer
                 self._publish()
             self._hold_locked(txn, chain)
-        if lost_race:
-            self._destroy_layer_dir(tmpdir)
-        return chain
+        return lost_race
 
-    def _add_layers(self, txn: _Txn, diff_ids: Sequence[str],
-                    sources: Sequence[_LayerSource]) -> list[str]:
-        parent: str | None = None
-        chains = []
-        for i, (diff_id, source) in enumerate(zip(diff_ids, sources)):
-            chain = chain_id(parent, diff_id)
-            if not self._hold_existing(txn, chain):
-                tmpdir = self._new_layer_dir()
-                try:
-                    actual = source.place(os.path.join(tmpdir, "layer.tar"))
-                except BaseException:
-                    shutil.rmtree(tmpdir, ignore_errors=True)
-                    raise
-                if actual != diff_id:
-                    shutil.rmtree(tmpdir, ignore_errors=True)
-                    raise InvalidParameter(
-                        f'invalid diffID for layer {i}: expected "{diff_id}", got "{actual}"')
-                self._register_layer(txn, parent, tmpdir, diff_id)
-            chains.append(chain)
-            parent = chain
+    def _parallel_apply(self) -> bool:
+        """Whether layers may be applied side by side: an overlay2 layer is
+        its own diff directory (its parent matters only for the lower links,
+        written at create), whereas vfs copies the parent's tree."""
+        return bool(getattr(self.driver, "parallel_apply", self.driver.name == "overlay2"))
+
+    def _claim(self, txn: _Txn, chain: str) -> bool | threading.Event:
+        """Hold ``chain`` if it exists (``True``), else claim its making for
+        the caller (``False``), else return the event of whoever is making it.
+
+        Claims make concurrent pulls of the same layers share one extraction,
+        and keep a layer applied on top of one of ours from being built on a
+        copy that could lose a race."""
+        with self._lock:
+            if chain in self._layers:
+                self._hold_locked(txn, chain)
+                return True
+            event = self._making.get(chain)
+            if event is not None:
+                return event
+            self._making[chain] = threading.Event()
+            return False
+
+    def _unclaim(self, chain: str) -> None:
+        with self._lock:
+            event = self._making.pop(chain, None)
+        if event is not None:
+            event.set()
+
+    def _add_layers(self, txn: _Txn, diff_ids: Sequence[str], sources: Sequence[_LayerSource],
+                    on_layer: Callable[[int], None] | None = None) -> list[str]:
+        """Make the missing layers of one image, in chain order, and hold them.
+
+        On overlay2 up to ``MAX_PARALLEL_LAYERS`` layers are decompressed and
+        applied at once, each into its own driver layer (created in chain
+        order, so each one's lower links exist); they are registered one after
+        the other, each only once its parent is, so no record ever names a
+        missing parent.  ``on_layer(i)`` is called once layer ``i`` (made
+        here) is registered.
+        """
+        chains = chain_ids(diff_ids)
+        start = 0
+        while start < len(chains):
+            start = self._add_layer_run(txn, chains, diff_ids, sources, start, on_layer)
         return chains
+
+    def _add_layer_run(self, txn: _Txn, chains: list[str], diff_ids: Sequence[str],
+                       sources: Sequence[_LayerSource], start: int,
+                       on_layer: Callable[[int], None] | None) -> int:
+        """Layers from ``start`` on.  :return: ``len(chains)`` when done, or
+        the index to go on from when one of ours lost a race (the layers made
+        on top of it were dropped)."""
+        parallel = self._parallel_apply()
+        slots = threading.BoundedSemaphore(MAX_PARALLEL_LAYERS)
+        abort = threading.Event()
+        jobs: list[_LayerJob] = []
+        try:
+            i = start
+            while i < len(chains):
+                if any(job.error is not None for job in jobs):
+                    break  # reported by _finish below
+                state = self._claim(txn, chains[i])
+                if state is True:
+                    i += 1
+                    continue
+                if isinstance(state, threading.Event):
+                    # Someone else makes this one: finish ours, wait, look again.
+                    while jobs:
+                        restart = self._finish_job(txn, jobs, abort, on_layer)
+                        if restart is not None:
+                            return restart
+                    state.wait()
+                    continue
+                parent = chains[i - 1] if i else None
+                job = _LayerJob(i, chains[i], parent, diff_ids[i], sources[i])
+                jobs.append(job)
+                with self._lock:
+                    layer = self._layers.get(parent) if parent else None
+                parent_cache = layer.cache_id if layer is not None else (
+                    jobs[-2].cache_id if parent else None)
+                self._prepare_job(job, parent_cache)
+                if parallel:
+                    while not slots.acquire(blocking=False):
+                        restart = self._finish_job(txn, jobs, abort, on_layer)
+                        if restart is not None:
+                            return restart
+                    job.thread = threading.Thread(
+                        target=self._run_job, args=(job, abort, slots),
+                        name=f"layer-{i}", daemon=True)
+                    job.thread.start()
+                else:
+                    self._run_job(job, abort, None)
+                i += 1
+            while jobs:
+                restart = self._finish_job(txn, jobs, abort, on_layer)
+                if restart is not None:
+                    return restart
+            return len(chains)
+        finally:
+            if jobs:
+                abort.set()
+                for job in jobs:
+                    if job.thread is not None:
+                        job.thread.join()
+                for job in reversed(jobs):
+                    self._drop_job(job)
+
+    def _prepare_job(self, job: "_LayerJob", parent_cache: str | None) -> None:
+        """The job's temp layer directory and empty driver layer (in chain
+        order: a driver layer needs its parent's)."""
+        try:
+            job.tmpdir = self._new_layer_dir()
+            job.cache_id = secrets.token_hex(32)
+            # Written before the driver layer exists: start-up recovery reads it
+            # to remove a driver layer left behind by a crash.
+            _write_small(os.path.join(job.tmpdir, "cache-id"), job.cache_id.encode())
+            self.driver.create(job.cache_id, parent_cache)
+        except BaseException as e:
+            job.error = e
+            raise
+
+    def _run_job(self, job: "_LayerJob", abort: threading.Event,
+                 slots: threading.BoundedSemaphore | None) -> None:
+        try:
+            diff_id, tar_size, size = self._fill_layer(job.tmpdir, job.cache_id, job.source,
+                                                       abort)
+            if diff_id != job.diff_id:
+                raise InvalidParameter(
+                    f'invalid diffID for layer {job.index}: expected "{job.diff_id}", '
+                    f'got "{diff_id}"')
+            self._write_layer_records(job.tmpdir, diff_id, job.parent, tar_size, size)
+            job.layer = Layer(job.chain, diff_id, job.parent, size, job.cache_id)
+        except BaseException as e:
+            job.error = e
+            abort.set()
+        finally:
+            if slots is not None:
+                slots.release()
+
+    def _finish_job(self, txn: _Txn, jobs: list["_LayerJob"], abort: threading.Event,
+                    on_layer: Callable[[int], None] | None) -> int | None:
+        """Wait for the oldest job and register its layer.
+
+        :return: ``None``, or the index to go on from if it lost a race
+            (the jobs after it, built on it, are dropped then).
+        :raises: the first error of the jobs (the caller drops them all).
+        """
+        job = jobs[0]
+        if job.thread is not None:
+            job.thread.join()
+        if job.error is not None:
+            # The first failure in chain order is the one to report (a later
+            # job may only have been aborted because of it).
+            error = job.error
+            if isinstance(error, _Aborted):
+                error = next((j.error for j in jobs if j.error is not None
+                              and not isinstance(j.error, _Aborted)), error)
+            raise error
+        assert job.layer is not None
+        if self._publish_layer(txn, job.tmpdir, job.layer):
+            abort.set()
+            for later in jobs[1:]:
+                if later.thread is not None:
+                    later.thread.join()
+            for later in reversed(jobs[1:]):
+                self._drop_job(later)
+            del jobs[1:]
+            self._drop_job(job)
+            jobs.clear()
+            return job.index + 1
+        jobs.pop(0)
+        self._unclaim(job.chain)
+        if on_layer is not None:
+            on_layer(job.index)
+        return None
+
+    def _drop_job(self, job: "_LayerJob") -> None:
+        if job.tmpdir:
+            self._destroy_layer_dir(job.tmpdir)
+        self._unclaim(job.chain)
 
     # -- storing images -------------------------------------------------------
 
@@ -1361,8 +1766,9 @@ class ImageStore:
         self._refs[key] = image_id
         return previous
 
-    def _add_entries(self, entries: Sequence[_Entry],
-                     tag_time: str = "") -> list[tuple[Image, list[str]]]:
+    def _add_entries(self, entries: Sequence[_Entry], tag_time: str = "",
+                     on_layer: Callable[[int], None] | None = None
+                     ) -> list[tuple[Image, list[str]]]:
         """Create the layers of every entry, then store all images at once.
 
         All or nothing: a failure removes the layers this call created.
@@ -1371,7 +1777,7 @@ class ImageStore:
         try:
             for entry in entries:
                 diff_ids = entry.config.get("rootfs", {}).get("diff_ids") or []
-                self._add_layers(txn, diff_ids, entry.sources)
+                self._add_layers(txn, diff_ids, entry.sources, on_layer)
             out = []
             with self._lock:
                 loaded = {sha256_digest(e.raw): e.config for e in entries}
@@ -1395,12 +1801,19 @@ class ImageStore:
         return result
 
     def add_image(self, config: bytes, layers: Sequence[Callable[[], IO[bytes]]],
-                  ref: str | None = None, repo_digest: str | None = None) -> Image:
+                  ref: str | None = None, repo_digest: str | None = None,
+                  on_layer: Callable[[int], None] | None = None) -> Image:
         """Store an image from its config bytes and layer streams (for pull).
 
-        Each opener returns a layer blob (plain or compressed); its diff id is
-        checked against the config.  ``ref`` (``name:tag``) is tagged and
-        ``repo_digest`` (``name@sha256:...``) recorded.  Blocking.
+        Each opener returns a layer blob (plain or compressed; a stream with a
+        ``path`` attribute names the file that holds the blob once read to its
+        end, which is then linked rather than copied); its diff id is checked
+        against the config.  Openers of missing layers may be called from
+        several threads at once (overlay2 applies layers side by side).
+        ``ref`` (``name:tag``) is tagged and ``repo_digest``
+        (``name@sha256:...``) recorded.  ``on_layer(i)`` is called (from a
+        store thread) once layer ``i``, made by this call, is registered.
+        Blocking.
         """
         parsed = _parse_config(config, sha256_digest(config))
         diff_ids = parsed.get("rootfs", {}).get("diff_ids") or []
@@ -1411,13 +1824,13 @@ class ImageStore:
         tags = [refs.tag_name_only(refs.parse_normalized_named(ref))] if ref else []
         digests = [refs.parse_normalized_named(repo_digest)] if repo_digest else []
         entry = _Entry(config, parsed, [_StreamLayer(o) for o in layers], tags, "", digests)
-        return self._add_entries([entry])[0][0]
+        return self._add_entries([entry], on_layer=on_layer)[0][0]
 
     # -- docker import -------------------------------------------------------
 
     def import_tar(self, stream: IO[bytes], ref: str | None, changes: Sequence[str],
                    message: str, now: datetime.datetime) -> Image:
-        """``docker import``: one rootfs tar (plain/gzip/bzip2/xz) as a base image.
+        """``docker import``: one rootfs tar (plain/gzip/bzip2/xz/zstd) as a base image.
 
         :param message: the image comment; empty means ``Imported from -``.
         :raises InvalidParameter: bad reference, bad change, bad stream.
@@ -1425,19 +1838,9 @@ class ImageStore:
         target = refs.repo_tag_reference(ref, None) if ref else None
         container_config = apply_changes(None, changes)
         message = message or "Imported from -"
-        tmpdir = self._new_layer_dir()
         txn = _Txn()
         try:
-            try:
-                diff_id = _StreamLayer(lambda: _NoClose(stream)).place(
-                    os.path.join(tmpdir, "layer.tar"))
-            except (OSError, EOFError, lzma.LZMAError, zlibError) as e:
-                shutil.rmtree(tmpdir, ignore_errors=True)
-                raise InvalidParameter(f"invalid tar stream: {e}") from None
-            except BaseException:
-                shutil.rmtree(tmpdir, ignore_errors=True)
-                raise
-            self._register_layer(txn, None, tmpdir, diff_id)
+            _, diff_id = self._stream_layer(txn, None, _StreamLayer(lambda: _NoClose(stream)))
             created = format_go_time(now)
             config = {
                 "comment": message, "created": created,
@@ -1852,15 +2255,55 @@ class ImageStore:
         finally:
             self._end(txn)
 
-    def _layer_tar(self, layer: Layer) -> str:
-        path = os.path.join(self._layers_dir, layer.chain_id[7:], "layer.tar")
-        if os.path.exists(path):
-            return path
+    def layer_blob(self, layer: Layer) -> tuple[str, str | None]:
+        """The blob kept for a layer: its path and compression (``None``:
+        the plain tar, ``gzip``, ``bzip2``, ``xz``, ``zstd``).  A pulled
+        layer keeps the very blob it was pulled as.  Blocking.
+
+        :raises SystemError_: the layer has no kept blob.
+        """
+        directory = os.path.join(self._layers_dir, layer.chain_id[7:])
+        for kind, name in _KEPT_BLOB.items():
+            path = os.path.join(directory, name)
+            if os.path.exists(path):
+                return path, kind
         raise SystemError_(f"layer {layer.chain_id} has no stored tar; cannot export it")
+
+    def open_layer_tar(self, layer: Layer) -> IO[bytes]:
+        """The layer's tar, byte for byte (its digest is the diff id).  Blocking."""
+        path, kind = self.layer_blob(layer)
+        f = open(path, "rb")
+        if kind is None:
+            return f
+        return io.BufferedReader(_Owning(_decompressor(kind, io.BufferedReader(f, CHUNK)), f),
+                                 CHUNK)
+
+    def layer_tar_size(self, layer: Layer) -> int:
+        """Size of the layer's tar (not of its kept blob).  Blocking."""
+        path, kind = self.layer_blob(layer)
+        if kind is None:
+            return os.path.getsize(path)
+        try:
+            return int(_read_text(os.path.join(os.path.dirname(path), "tar-size")))
+        except (OSError, ValueError):
+            n = 0
+            with self.open_layer_tar(layer) as f:
+                while chunk := f.read(CHUNK):
+                    n += len(chunk)
+            return n
+
+    def _layer_tar(self, layer: Layer) -> str:
+        """The layer's plain tar file (layers made by commit or build)."""
+        path, kind = self.layer_blob(layer)
+        if kind is None:
+            return path
+        raise SystemError_(f"layer {layer.chain_id} is kept compressed ({kind}); "
+                           "read it with open_layer_tar")
 
     def _write_archive(self, chosen: dict[str, list[Reference]], out: IO[bytes]) -> None:
         snap = self._snap
-        blobs: dict[str, tuple[bytes | str, int]] = {}  # hex -> (bytes or path, mtime)
+        # hex -> (bytes, or the layer to read, mtime)
+        blobs: dict[str, tuple[bytes | Layer, int]] = {}
         manifest = []
         index_manifests = []
         repositories: dict[str, dict[str, str]] = {}
@@ -1871,10 +2314,10 @@ class ImageStore:
             blobs[image_id[7:]] = (image.raw_config, mtime)
             layer_descs = []
             for chain, diff_id in zip(image.layers, image.diff_ids):
-                path = self._layer_tar(snap.layers[chain])
-                blobs[diff_id[7:]] = (path, mtime)
+                layer = snap.layers[chain]
+                blobs[diff_id[7:]] = (layer, mtime)
                 layer_descs.append({"mediaType": MEDIA_OCI_LAYER, "digest": diff_id,
-                                    "size": os.path.getsize(path)})
+                                    "size": self.layer_tar_size(layer)})
             plat = {"architecture": image.config.get("architecture") or host_architecture(),
                     "os": image.config.get("os") or "linux"}
             if image.config.get("variant"):
@@ -1914,8 +2357,8 @@ class ImageStore:
             if isinstance(content, bytes):
                 tar.file(name, io.BytesIO(content), len(content), mtime)
             else:
-                with open(content, "rb") as f:
-                    tar.file(name, f, os.fstat(f.fileno()).st_size, mtime)
+                with self.open_layer_tar(content) as f:
+                    tar.file(name, f, self.layer_tar_size(content), mtime)
         files = [("index.json", index),
                  ("manifest.json", _go_json(manifest) + b"\n"),
                  ("oci-layout", OCI_LAYOUT)]
@@ -2056,6 +2499,9 @@ class _NoClose:
 
     def read(self, n: int = -1) -> bytes:
         return self._stream.read(n)
+
+    def close(self) -> None:
+        pass
 
     def __enter__(self) -> "_NoClose":
         return self

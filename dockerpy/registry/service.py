@@ -8,14 +8,14 @@ daemon-wide, shared with concurrent pulls, resumable: see ``download``) and
 at once hands readers of them to ``ImageStore.add_image``, which
 decompresses, hashes and applies each layer while the next ones arrive, all
 or nothing; a reader gives end of file only once its blob matched its
-digest, so nothing unverified becomes a layer; zstd blobs are
-decompressed on the way (``download.layer_stream``) and foreign layers
+digest, so nothing unverified becomes a layer; the store keeps each verified
+blob as it came (a hard link to the download), and foreign layers
 are fetched from the registry by digest, as dockerd does on Linux.  A push
 asks the registry for the blob it knows for each layer, mounts it from
 another repository of the same registry when it knows one holding it,
-else gzips the layer's stored tar (in the thread pool, digest computed
-while writing) and uploads it; foreign layers are skipped; then it puts a
-schema2 manifest.
+else uploads the gzip blob the store kept from a pull, or gzips the
+layer's tar (in the thread pool, digest computed while writing); foreign
+layers are skipped; then it puts a schema2 manifest.
 
 Progress is reported as Docker's JSON messages through a callable; the
 first message is sent only once the manifest is known, so early failures
@@ -58,8 +58,8 @@ from dockerpy.registry import manifest as mf
 from dockerpy.registry.auth import AuthConfig, registry_host
 from dockerpy.registry.client import (Progress, Repository, Unauthorized, endpoints_for,
                                       is_insecure, make_http_client)
-from dockerpy.registry.download import (BlobDownload, BlobReader, clean_tmp, layer_stream,
-                                        progress_bar, short)
+from dockerpy.registry.download import (BlobDownload, BlobReader, clean_tmp, progress_bar,
+                                        short)
 from dockerpy.registry.metadata import DistributionMetadata
 from dockerpy.registry.tls import DEFAULT_CERTS_DIR, RegistryTLSPolicy
 
@@ -111,9 +111,10 @@ class _ReportingReader:
         self.close()
 
 
-def gzip_file(src: str, directory: str) -> tuple[str, str, int]:
-    """Compress ``src`` to a temp file in ``directory`` (deterministic: mtime 0,
-    no name), hashing the output as it is written.  Blocking.
+def gzip_file(src: str | IO[bytes], directory: str) -> tuple[str, str, int]:
+    """Compress ``src`` (a path or a readable stream) to a temp file in
+    ``directory`` (deterministic: mtime 0, no name), hashing the output as it
+    is written.  Blocking.
 
     :return: (temp path, digest, size).
     """
@@ -132,7 +133,8 @@ def gzip_file(src: str, directory: str) -> tuple[str, str, int]:
 
     fd, path = tempfile.mkstemp(prefix="push-", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+        with os.fdopen(fd, "wb") as out, \
+                (open(src, "rb") if isinstance(src, str) else src) as inp:
             with gzip.GzipFile(filename="", mode="wb", fileobj=_Hashing(), mtime=0,
                                compresslevel=6) as gz:
                 shutil.copyfileobj(inp, gz, CHUNK)
@@ -311,7 +313,7 @@ class RegistryService:
                           "id": short(layers[i].digest)})
         completed: set[int] = set()
         try:
-            openers = [self._opener(i, d, blobs, completed, progress)
+            openers = [self._opener(i, d, blobs, progress)
                        for i, d in enumerate(layers)]
             repo_digest: str | None = f"{ref.name}@{top['digest']}"
             try:
@@ -326,8 +328,10 @@ class RegistryService:
             # on a thread of its own, not the pool: it blocks on the network, and
             # the pool is what the downloads write through.
             try:
-                image = await self._in_own_thread(self.store.add_image, config_bytes, openers,
-                                                  ref=tag_ref, repo_digest=repo_digest)
+                image = await self._in_own_thread(
+                    self.store.add_image, config_bytes, openers, ref=tag_ref,
+                    repo_digest=repo_digest,
+                    on_layer=lambda i: self._layer_done(i, blobs, completed, progress))
             except BaseException:
                 # Corrupt bytes usually break the decompressor before the blob's
                 # end is reached: the digest mismatch is the real error.
@@ -453,17 +457,11 @@ class RegistryService:
             await self.in_thread(_remove_all, done)
 
     def _opener(self, i: int, desc: mf.Descriptor, blobs: dict[int, BlobDownload],
-                completed: set[int], progress: Progress) -> Callable[[], IO[bytes]]:
+                progress: Progress) -> Callable[[], IO[bytes]]:
         sid = short(desc.digest)
         call = self.reactor.callFromThread
 
         def open_layer() -> IO[bytes]:
-            # The store asks for layer i once every layer below it is in place.
-            for j in range(i):
-                if j in blobs and j not in completed:
-                    completed.add(j)
-                    call(progress, {"status": "Pull complete", "progressDetail": {},
-                                    "id": short(blobs[j].digest)})
             blob = blobs.get(i)
             if blob is None:
                 # The layer was present when we looked and collected since.
@@ -478,8 +476,18 @@ class RegistryService:
                     call(progress, {"status": "Extracting",
                                     "progressDetail": {"current": done, "total": desc.size},
                                     "progress": progress_bar(done, desc.size), "id": sid})
-            return layer_stream(BlobReader(blob, report))
+            # The store detects the compression (zstd included) itself.
+            return BlobReader(blob, report)
         return open_layer
+
+    def _layer_done(self, i: int, blobs: dict[int, BlobDownload], completed: set[int],
+                    progress: Progress) -> None:
+        """The store registered layer ``i`` (called from its thread)."""
+        if i in blobs and i not in completed:
+            completed.add(i)
+            self.reactor.callFromThread(progress, {"status": "Pull complete",
+                                                   "progressDetail": {},
+                                                   "id": short(blobs[i].digest)})
 
     def _has_layer(self, chain: str) -> bool:
         try:
@@ -615,8 +623,7 @@ class RegistryService:
                 progress({"status": f"Mounted from {mounted}", "progressDetail": {}, "id": sid})
                 await self._record_pushed(layer.diff_id, digest, size, target)
                 return mf.Descriptor(mf.DOCKER_LAYER_GZIP, digest, size)
-        src = self.store._layer_tar(layer)
-        path, digest, size = await self.in_thread(gzip_file, src, self.tmp)
+        path, digest, size, own = await self.in_thread(self._push_blob, layer)
         try:
             await self._record_pushed(layer.diff_id, digest, size, None)
             if await self._blob_exists(repo, digest):
@@ -638,8 +645,29 @@ class RegistryService:
                 progress({"status": "Pushed", "progressDetail": {}, "id": sid})
             await self._record_pushed(None, digest, size, target)
         finally:
-            await self.in_thread(_remove_all, [path])
+            if own:
+                await self.in_thread(_remove_all, [path])
         return mf.Descriptor(mf.DOCKER_LAYER_GZIP, digest, size)
+
+    def _push_blob(self, layer) -> tuple[str, str, int, bool]:
+        """The gzip blob to upload for ``layer``: the blob the store keeps when
+        it is gzip (a pulled layer: the registry gets the same bytes back, and
+        nothing is compressed again), else a compressed temp copy of its tar.
+        Blocking.
+
+        :return: (path, digest, size, whether the path is a temp file).
+        """
+        path, kind = self.store.layer_blob(layer)
+        if kind == "gzip":
+            h = hashlib.sha256()
+            size = 0
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+                    size += len(chunk)
+            return path, "sha256:" + h.hexdigest(), size, False
+        tmp, digest, size = gzip_file(self.store.open_layer_tar(layer), self.tmp)
+        return tmp, digest, size, True
 
     async def _record_pushed(self, diff_id: str | None, digest: str, size: int,
                              repository: str | None) -> None:

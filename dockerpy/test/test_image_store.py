@@ -20,6 +20,7 @@ import shutil
 import tarfile
 import tempfile
 import threading
+from typing import IO
 
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -29,6 +30,15 @@ from dockerpy.images.store import (EMPTY_LAYER_DIFF_ID, ImageStore, apply_change
                                    chain_ids, encode_image_config)
 from dockerpy.interfaces import IStorageDriver
 from dockerpy.test.fake_storage import FakeStorageDriver
+
+try:
+    import zstandard
+except ImportError:  # pragma: no cover - zstandard comes with the registry code
+    zstandard = None
+
+
+def zstd(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(data)
 
 NOW = datetime.datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=datetime.timezone.utc)
 
@@ -205,6 +215,21 @@ class StoreTestsMixin:
             image = self.store.import_tar(io.BytesIO(compress(BASE)), None, [], "", NOW)
             self.assertEqual(image.diff_ids, plain.diff_ids)
 
+    def test_import_of_zstd_stream(self) -> None:
+        plain = self.import_base(None)
+        # Two frames, as parallel compressors write them, make one layer.
+        half = len(BASE) // 2
+        image = self.store.import_tar(io.BytesIO(zstd(BASE[:half]) + zstd(BASE[half:])),
+                                      None, [], "", NOW)
+        self.assertEqual(image.diff_ids, plain.diff_ids)
+
+    def test_import_of_zstd_with_trailing_garbage_leaves_nothing(self) -> None:
+        e = self.assertRaises(InvalidParameter, self.store.import_tar,
+                              io.BytesIO(zstd(BASE) + b"junk"), None, [], "", NOW)
+        self.assertIn("zstd", str(e))
+        self.assertEqual(self.store.images(), [])
+        self.assertEqual(self.layer_dirs(), [])
+
     def test_import_applies_changes(self) -> None:
         image = self.store.import_tar(
             io.BytesIO(BASE), "x", [
@@ -351,6 +376,68 @@ class StoreTestsMixin:
         config = image_config([sha(BASE)])
         lines = self.load(gzip.compress(v1_archive(config, [BASE], ["z:1"])))
         self.assertEqual(lines, ["Loaded image: z:1"])
+
+    def test_load_zstd_layers_and_save_gives_the_tars_back(self) -> None:
+        config = image_config([sha(BASE), sha(TOP)])
+        archive = tar_of([("c.json", config), ("a/layer.tar", zstd(BASE)),
+                          ("b/layer.tar", zstd(TOP)),
+                          ("manifest.json", json.dumps([{
+                              "Config": "c.json", "RepoTags": ["zst:1"],
+                              "Layers": ["a/layer.tar", "b/layer.tar"]}]).encode())])
+        self.assertEqual(self.load(archive), ["Loaded image: zst:1"])
+        image = self.store.resolve("zst:1")
+        self.assertEqual(image.id, sha(config))
+        top = self.store.layer(image.layers[1])
+        self.assertEqual(self.store.layer_blob(top)[1], "zstd")
+        self.assertEqual(self.store.layer_tar_size(top), len(TOP))
+        buf = io.BytesIO()
+        self.store.save(["zst:1"], buf)
+        files = self.read_archive(buf.getvalue())
+        self.assertEqual(files["blobs/sha256/" + sha(BASE)[7:]], BASE)
+        self.assertEqual(files["blobs/sha256/" + sha(TOP)[7:]], TOP)
+
+    # -- add_image (pull) ---------------------------------------------------------
+
+    def blob_file(self, data: bytes) -> str:
+        fd, path = tempfile.mkstemp(dir=self.dir)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return path
+
+    def test_add_image_links_a_downloaded_blob_instead_of_copying_it(self) -> None:
+        blob = gzip.compress(BASE, mtime=0)
+        path = self.blob_file(blob)
+
+        class Download(io.BytesIO):
+            """Like a registry download: names the file holding the blob."""
+
+        def opener() -> IO[bytes]:
+            stream = Download(blob)
+            stream.path = path
+            return stream
+
+        config = image_config([sha(BASE)])
+        image = self.store.add_image(config, [opener], ref="pulled:1")
+        layer = self.store.layer(image.layers[0])
+        kept, kind = self.store.layer_blob(layer)
+        self.assertEqual(kind, "gzip")
+        self.assertTrue(os.path.samefile(kept, path))
+        self.assertEqual(os.path.basename(kept), "layer.tar.gz")
+        with self.store.open_layer_tar(layer) as f:
+            self.assertEqual(f.read(), BASE)
+        self.assertEqual(self.store.layer_tar_size(layer), len(BASE))
+        buf = io.BytesIO()
+        self.store.save(["pulled:1"], buf)
+        self.assertEqual(self.read_archive(buf.getvalue())["blobs/sha256/" + sha(BASE)[7:]],
+                         BASE)
+
+    def test_add_image_reports_each_layer_in_chain_order(self) -> None:
+        layers = [BASE, TOP, layer_tar({"third": b"3"})]
+        done: list[int] = []
+        self.store.add_image(image_config([sha(d) for d in layers]),
+                             [lambda d=d: io.BytesIO(d) for d in layers],
+                             on_layer=done.append)
+        self.assertEqual(done, [0, 1, 2])
 
     # -- save -------------------------------------------------------------------
 
@@ -679,6 +766,128 @@ class FakeDriverStoreTests(StoreTestsMixin, SynchronousTestCase):
         self.assertRaises(OSError, self.import_base)
         self.assertEqual(self.layer_dirs(), [])
         self.assertEqual(self.driver.layers, {})
+
+
+class ParallelApplyTests(SynchronousTestCase):
+    """Layers applied side by side (as on overlay2), registered in chain order."""
+
+    LAYERS = [BASE, TOP, layer_tar({"third": b"3"})]
+
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="dockerpy-image-test-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.driver = FakeStorageDriver(os.path.join(self.dir, "storage"))
+        self.driver.parallel_apply = True
+        self.store = ImageStore(os.path.join(self.dir, "image"), self.driver)
+        self.config = image_config([sha(d) for d in self.LAYERS])
+
+    def openers(self, layers=None):
+        return [lambda d=d: io.BytesIO(d) for d in (layers or self.LAYERS)]
+
+    def assert_nothing_left(self) -> None:
+        self.assertEqual(self.store.images(), [])
+        self.assertEqual(os.listdir(os.path.join(self.dir, "image", "layers", "sha256")), [])
+        self.assertEqual(self.driver.layers, {})
+        self.assertEqual(self.store._making, {})
+
+    def test_layers_are_read_at_the_same_time(self) -> None:
+        second_opened = threading.Event()
+        openers = self.openers()
+
+        def first():
+            # Would wait forever if layer 1 were only opened after layer 0 is done.
+            self.assertTrue(second_opened.wait(60))
+            return io.BytesIO(self.LAYERS[0])
+
+        def second():
+            second_opened.set()
+            return io.BytesIO(self.LAYERS[1])
+
+        done: list[int] = []
+        image = self.store.add_image(self.config, [first, second, openers[2]],
+                                     on_layer=done.append)
+        self.assertEqual(done, [0, 1, 2])
+        chains = chain_ids([sha(d) for d in self.LAYERS])
+        self.assertEqual(image.layers, tuple(chains))
+        self.assertEqual([self.store.layer(c).parent for c in chains],
+                         [None, chains[0], chains[1]])
+        caches = [self.store.layer(c).cache_id for c in chains]
+        self.assertEqual([self.driver.layers[c].parent for c in caches],
+                         [None, caches[0], caches[1]])
+
+    def test_a_bad_layer_in_the_middle_leaves_nothing(self) -> None:
+        other = layer_tar({"not": b"this"})
+        layers = [BASE, other, layer_tar({"third": b"3"})]
+        e = self.assertRaises(InvalidParameter, self.store.add_image, self.config,
+                              self.openers(layers))
+        self.assertEqual(str(e), f'invalid diffID for layer 1: expected "{sha(TOP)}", '
+                                 f'got "{sha(other)}"')
+        self.assert_nothing_left()
+
+    def test_a_failing_opener_leaves_nothing(self) -> None:
+        openers = self.openers()
+
+        def broken():
+            raise Conflict("gone")
+
+        self.assertRaises(Conflict, self.store.add_image, self.config,
+                          [openers[0], openers[1], broken])
+        self.assert_nothing_left()
+
+    def test_concurrent_adds_of_one_image_share_each_layer(self) -> None:
+        claim = self.store._claim
+        waiting = threading.Event()
+        first_opened = threading.Event()
+
+        def watched_claim(txn, chain):
+            state = claim(txn, chain)
+            if isinstance(state, threading.Event):
+                waiting.set()
+            return state
+
+        self.store._claim = watched_claim
+        openers = self.openers()
+
+        def first():
+            first_opened.set()
+            # Hold layer 0 until the other add waits for it.
+            self.assertTrue(waiting.wait(60))
+            return io.BytesIO(self.LAYERS[0])
+
+        results: list = []
+        a = threading.Thread(target=lambda: results.append(
+            self.store.add_image(self.config, [first] + openers[1:])))
+        a.start()
+        self.assertTrue(first_opened.wait(60))
+        b = threading.Thread(target=lambda: results.append(
+            self.store.add_image(self.config, openers)))
+        b.start()
+        a.join()
+        b.join()
+        self.assertEqual([i.id for i in results], [sha(self.config)] * 2)
+        self.assertEqual(len(self.driver.layers), 3)
+        self.assertEqual(self.driver.removed, [])
+
+    def test_losing_a_race_rebuilds_the_layers_above(self) -> None:
+        openers = self.openers()
+        imported: list = []
+
+        def first():
+            # Something that takes no claim (docker import) makes layer 0 first.
+            imported.append(self.store.import_tar(io.BytesIO(BASE), "base:1", [], "", NOW))
+            return io.BytesIO(self.LAYERS[0])
+
+        image = self.store.add_image(self.config, [first] + openers[1:])
+        chains = chain_ids([sha(d) for d in self.LAYERS])
+        self.assertEqual(image.layers, tuple(chains))
+        base_cache = self.store.top_layer(imported[0])
+        self.assertEqual(self.store.layer(chains[0]).cache_id, base_cache)
+        top_caches = [self.store.layer(c).cache_id for c in chains[1:]]
+        self.assertEqual(self.driver.layers[top_caches[0]].parent, base_cache)
+        self.assertEqual(self.driver.layers[top_caches[1]].parent, top_caches[0])
+        # Our copy of layer 0 and what was built on it are gone.
+        self.assertEqual(len(self.driver.layers), 3)
+        self.assertEqual(len(self.driver.removed), 3)
 
 
 try:

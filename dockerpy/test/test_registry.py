@@ -6,6 +6,7 @@ selection, and pulls/logins against a small fake registry (a Klein app on
 from __future__ import annotations
 
 import base64
+import datetime
 import gzip
 import hashlib
 import io
@@ -336,6 +337,41 @@ class PullTests(unittest.TestCase):
         await self.pull(f"{host}/test/img:1")
         self.assertIn("Already exists", self.statuses())
         self.assertEqual(self.statuses()[-1], f"Status: Image is up to date for {host}/test/img:1")
+
+    async def test_pulled_blob_is_kept_and_pushed_back_as_it_is(self):
+        reg = FakeRegistry()
+        image = FakeImage()
+        reg.add("test/img", "1", image)
+        host = self.start(reg)
+        await self.pull(f"{host}/test/img", "1")
+        self.assertIn("Pull complete", self.statuses())
+        stored = self.store.resolve(f"{host}/test/img:1")
+        layer = self.store.layer(stored.layers[0])
+        path, kind = self.store.layer_blob(layer)
+        self.assertEqual(kind, "gzip")
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), image.layer)
+        # The download's file is gone; the layer holds the only link.
+        self.assertEqual(os.listdir(self.service.tmp), [])
+        self.assertEqual(os.stat(path).st_nlink, 1)
+        pushed, digest, size, temporary = self.service._push_blob(layer)
+        self.assertEqual((pushed, digest, size, temporary),
+                         (path, sha(image.layer), len(image.layer), False))
+
+    async def test_layer_without_a_gzip_blob_is_compressed_for_push(self):
+        self.start(FakeRegistry())
+        raw = layer_tar({"plain": b"x" * 3000})
+        image = self.store.import_tar(io.BytesIO(raw), None, [], "", datetime.datetime.now(
+            datetime.timezone.utc))
+        layer = self.store.layer(image.layers[0])
+        self.assertIsNone(self.store.layer_blob(layer)[1])
+        pushed, digest, size, temporary = self.service._push_blob(layer)
+        self.addCleanup(os.unlink, pushed)
+        self.assertTrue(temporary)
+        with open(pushed, "rb") as f:
+            data = f.read()
+        self.assertEqual((digest, size), (sha(data), len(data)))
+        self.assertEqual(gzip.decompress(data), raw)
 
     async def test_pull_by_digest(self):
         reg = FakeRegistry()

@@ -182,6 +182,31 @@ class ResumeTests(DownloadTestBase):
         self.assertEqual(self.store.resolve(f"{host}/test/big:1").id, image.id)
 
 
+    async def test_a_partial_file_linked_by_a_layer_is_never_written_to(self):
+        reg = CuttingRegistry()
+        image = BigImage()
+        reg.add("test/big", "1", image)
+        big = sha(image.layers[0])
+        host = self.listen(reg)
+        tmp = os.path.join(self.tmp, "registry", "tmp")
+        os.makedirs(tmp)
+        # What a daemon stopped between extraction and clean-up leaves: the
+        # download's file, also linked as a layer's kept blob.
+        start = image.layers[0][:12345]
+        with open(partial_path(tmp, big), "wb") as f:
+            f.write(start)
+        kept = os.path.join(self.tmp, "kept")
+        os.link(partial_path(tmp, big), kept)
+        service = self.service()
+        await self.pull(service, f"{host}/test/big:1", [])
+        self.assertEqual(self.store.resolve(f"{host}/test/big:1").id, image.id)
+        # Fetched afresh into a new file; the linked one is untouched.
+        self.assertEqual([(r, n) for d, r, n in reg.gets if d == big],
+                         [(None, len(image.layers[0]))])
+        with open(kept, "rb") as f:
+            self.assertEqual(f.read(), start)
+
+
 class SharedDownloadTests(DownloadTestBase):
     async def test_concurrent_pulls_share_one_download_per_blob(self):
         reg = CuttingRegistry()
