@@ -322,7 +322,10 @@ class AttachStream(Protocol):
         held = self._escape.flush() if self._escape is not None else b""
         if held and self.attachment is not None:
             self.attachment.write_stdin(held)
-        if self.attachment is not None and self.stdin_once:
+        # As dockerd: StdinOnce closes the container's stdin when the client's
+        # ends, but never on a terminal, where the client leaving (the docker
+        # CLI half-closes after its detach keys) must not end the shell.
+        if self.attachment is not None and self.stdin_once and not self.tty:
             self.attachment.close_stdin()
 
     def writeConnectionLost(self) -> None:  # noqa: N802

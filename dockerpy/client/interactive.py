@@ -162,10 +162,14 @@ def exec_(cli: Cli, name: str, argv: list[str]) -> int:
 
 
 def _pump_until_keys(cli: Cli, stream: Any, keys: bytes, detached: threading.Event) -> None:
-    """:func:`_pump_stdin` watching for the detach keys, as the docker CLI
-    does on a terminal: they are not sent, and they end the attach."""
-    import socket
+    """:func:`_pump_stdin` watching for the detach keys on a terminal.
 
+    The keys are sent on like any input: the daemon, given the same keys
+    (``detachKeys``), ends the attach itself and leaves the container's
+    stdin open.  Ending it here instead (closing our side) would look like
+    the client leaving, and close the stdin of a ``StdinOnce`` container
+    (``run -it``) - its shell would exit.  Once the keys are seen nothing
+    more is read or sent; the daemon closes the stream."""
     from dockerpy.client.detachkeys import EscapeFilter
 
     escape = EscapeFilter(keys)
@@ -175,16 +179,10 @@ def _pump_until_keys(cli: Cli, stream: Any, keys: bytes, detached: threading.Eve
             data = os.read(fd, 65536)
             if not data:
                 break
-            data, hit = escape.feed(data)
-            if data:
-                stream.write(data)
-            if hit:
+            stream.write(data)
+            if escape.feed(data)[1]:
                 detached.set()
-                stream.sock.shutdown(socket.SHUT_RDWR)  # ends our output loop
                 return
-        held = escape.flush()
-        if held:
-            stream.write(held)
         stream.close_write()
     except OSError:
         pass

@@ -142,8 +142,14 @@ class AttachStreamTests(unittest.SynchronousTestCase):
         self.assertEqual(self.att.stdin, b"\x10x")
         proto.readConnectionLost()  # stdin ended mid-sequence: it is passed on
         self.assertEqual(self.att.stdin, b"\x10x\x10")
-        self.assertTrue(self.att.closed)
+        # On a terminal the container's stdin stays open (dockerd's rule).
+        self.assertFalse(self.att.closed)
         self.assertEqual(self.detaches, [])
+
+    def test_the_end_of_the_clients_stdin_closes_the_containers_only_without_a_tty(self):
+        proto = self.stream(tty=False, keys=None)
+        proto.readConnectionLost()
+        self.assertTrue(self.att.closed)
 
     def test_without_keys_every_byte_is_stdin(self):
         proto = self.stream(tty=False, keys=None)

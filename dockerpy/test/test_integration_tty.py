@@ -190,6 +190,12 @@ class TTYTests(DaemonTestCase):
         self.assertEqual(term.wait(), 0, term.output)
         r = daemon.cli("inspect", "-f", "{{.State.Running}}", "shell", check=True)
         self.assertEqual(r.stdout, b"true\n")
+        # The same shell still reads its terminal: its stdin was not closed.
+        term = self.terminal(daemon, "attach", "shell")
+        term.type(b"echo =st''ill=\r")
+        term.expect(b"=still=")
+        term.type(b"\x10\x11")
+        self.assertEqual(term.wait(), 1, term.output)
 
     def test_run_t_without_i_prints_through_a_terminal(self):
         daemon = self.start_daemon(cli=True)
