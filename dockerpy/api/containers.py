@@ -388,7 +388,8 @@ def install(app: Klein, daemon=None) -> None:
         tty = bool(rec.config.get("Tty"))
         # As Docker: the keys are watched for on a terminal only.
         proto = AttachStream(tty, bool(rec.config.get("StdinOnce")), keys if tty else None,
-                             lambda: publish_detach(getattr(daemon, "events", None), rec))
+                             lambda: publish_detach(getattr(daemon, "events", None), rec),
+                             clock=daemon.reactor)
         if query_bool(request, "logs"):
             stdout, stderr = query_bool(request, "stdout"), query_bool(request, "stderr")
             for stream, data, _ in read_log(daemon.containers.records.log_path(rec.id),

@@ -39,6 +39,9 @@ log = Logger()
 #: already buffers (64 KiB).  Docker blocks the container's output copier on
 #: such a client; we keep this much and drop the rest.
 MAX_PENDING = 1 << 20
+#: How long an attached client may read nothing while it holds the
+#: container's output before it is taken as gone (and loses output instead).
+STALL_SECONDS = 5.0
 
 
 @implementer(IHalfCloseableProtocol)
@@ -157,22 +160,39 @@ def hijack_request(request, proto: Protocol, content_type: bytes) -> None:
 @implementer(IPushProducer)
 class BoundedOutput:
     """Writes to a consumer that may stop reading, keeping at most
-    ``max_pending`` bytes while it is paused and dropping the rest.
+    ``max_pending`` bytes while it is paused.
 
     It registers itself as the consumer's streaming producer: the consumer
     (a transport, or a ``Request`` of twisted.web) pauses it when its own
     buffer is full and resumes it once drained.  Each ``write`` is kept or
     dropped whole, so stdcopy frames stay whole for the client.
 
+    Past ``max_pending``, with a ``flow`` (the source's ``hold()`` and
+    ``release()``: an attached container's output), the source is held until
+    the client drains what is kept, so a slow client loses nothing; a client
+    that reads nothing for ``stall`` seconds is taken as gone, the source is
+    released and its output dropped until it reads again.  Without a flow
+    (log followers, which the json-file log serves anyway) output past the
+    bound is dropped at once.
+
     :param consumer: an ``IConsumer`` (``write``, ``registerProducer``).
     :param on_drop: called with the size of each write dropped.
+    :param flow: holds and releases the source.
+    :param clock: an ``IReactorTime`` for the stall timer (needed with ``flow``).
     """
 
     def __init__(self, consumer, max_pending: int = MAX_PENDING,
-                 on_drop: Callable[[int], None] | None = None) -> None:
+                 on_drop: Callable[[int], None] | None = None, flow=None, clock=None,
+                 stall: float = STALL_SECONDS) -> None:
         self._consumer = consumer
         self.max_pending = max_pending
         self._on_drop = on_drop
+        self._flow = flow if clock is not None else None
+        self._clock = clock
+        self._stall = stall
+        self._stall_call = None
+        self.holding = False
+        self.gave_up = False
         self._pending: deque[bytes] = deque()
         self.pending_size = 0
         self.dropped = 0
@@ -193,6 +213,12 @@ class BoundedOutput:
     def write(self, data: bytes) -> None:
         if self.paused or self._pending:
             if self.pending_size + len(data) > self.max_pending:
+                if self._flow is not None and not self.gave_up:
+                    # Keep it (what the source had in flight) and hold the source.
+                    self._pending.append(data)
+                    self.pending_size += len(data)
+                    self._hold()
+                    return
                 if not self.dropped:
                     log.info("a client is not reading its stream: dropping output")
                 self.dropped += len(data)
@@ -204,9 +230,35 @@ class BoundedOutput:
             return
         self._consumer.write(data)
 
+    def _hold(self) -> None:
+        if not self.holding:
+            self.holding = True
+            self._flow.hold()
+        self._restart_stall_timer()
+
+    def _restart_stall_timer(self) -> None:
+        if self._stall_call is not None and self._stall_call.active():
+            self._stall_call.cancel()
+        self._stall_call = self._clock.callLater(self._stall, self._stalled)
+
+    def _release(self) -> None:
+        if self._stall_call is not None and self._stall_call.active():
+            self._stall_call.cancel()
+        self._stall_call = None
+        if self.holding:
+            self.holding = False
+            self._flow.release()
+
+    def _stalled(self) -> None:
+        self._stall_call = None
+        log.info("a client is not reading its stream: dropping output")
+        self.gave_up = True
+        self._release()
+
     def flush_then(self, done: Callable[[], None]) -> None:
         """Hand everything held to the consumer, then call ``done`` (the
         consumer buffers it, so this never waits for the client)."""
+        self._release()
         while self._pending:
             data = self._pending.popleft()
             self.pending_size -= len(data)
@@ -226,9 +278,17 @@ class BoundedOutput:
             self.pending_size -= len(data)
             # May pause us again, synchronously, when the buffer fills.
             self._consumer.write(data)
+        # The client reads: it is slow, not gone.
+        self.gave_up = False
+        if self.holding:
+            if self.pending_size <= self.max_pending // 2:
+                self._release()
+            else:
+                self._restart_stall_timer()
 
     def stopProducing(self) -> None:  # noqa: N802
         self.paused = True
+        self._release()
         self._pending.clear()
         self.pending_size = 0
 
@@ -251,12 +311,13 @@ class AttachStream(Protocol):
 
     def __init__(self, tty: bool, stdin_once: bool, detach_keys: bytes | None = None,
                  on_detach: Callable[[], None] | None = None,
-                 max_pending: int = MAX_PENDING) -> None:
+                 max_pending: int = MAX_PENDING, clock=None) -> None:
         self.tty, self.stdin_once = tty, stdin_once
         self.attachment = None
         self._escape = EscapeFilter(detach_keys) if detach_keys else None
         self._on_detach = on_detach
         self._max_pending = max_pending
+        self._clock = clock
         self._out: BoundedOutput | None = None
         self._early: list[bytes] = []
         self._ended = False
@@ -287,7 +348,11 @@ class AttachStream(Protocol):
             self._out.flush_then(self.transport.loseConnection)
 
     def connectionMade(self) -> None:  # noqa: N802
-        self._out = BoundedOutput(self.transport, self._max_pending)
+        # An attachment that can hold its source (a container's output) makes
+        # a slow client slow the container rather than lose output.
+        flow = self.attachment if hasattr(self.attachment, "hold") else None
+        self._out = BoundedOutput(self.transport, self._max_pending, flow=flow,
+                                  clock=self._clock)
         self._out.register()
         early, self._early = self._early, []
         for chunk in early:

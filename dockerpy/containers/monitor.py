@@ -92,6 +92,28 @@ class ContainerProcess(ProcessProtocol):
         else:
             self.transport.closeStdin()
 
+    # Attached clients that cannot keep up hold the output: the container
+    # then blocks on its pipe (as it would on a slow terminal) until they
+    # drained.  The json-file log is written as output is read, so it waits too.
+    _holders: set | None = None
+
+    def hold(self, holder: object) -> None:
+        if self._holders is None:
+            self._holders = set()
+        first = not self._holders
+        self._holders.add(holder)
+        pause = getattr(self.transport, "pauseProducing", None)
+        if first and pause is not None:
+            pause()
+
+    def release(self, holder: object) -> None:
+        if not self._holders or holder not in self._holders:
+            return
+        self._holders.discard(holder)
+        resume = getattr(self.transport, "resumeProducing", None)
+        if not self._holders and resume is not None:
+            resume()
+
     def processExited(self, reason) -> None:  # noqa: N802
         self.exit_code = exit_status(reason)
 

@@ -136,9 +136,19 @@ class Attachment:
             self.ended = True
             self._on_end()
 
+    def hold(self) -> None:
+        """This client cannot keep up: hold the container's output."""
+        if self._proc is not None:
+            self._proc.hold(self)
+
+    def release(self) -> None:
+        if self._proc is not None:
+            self._proc.release(self)
+
     def detach(self) -> None:
         """The client went away: stop delivering, never touch the container."""
         self._service._forget_attachment(self)
+        self.release()
         if self._unsubscribe is not None:
             self._unsubscribe()
         self.ended = True

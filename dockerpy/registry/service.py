@@ -67,6 +67,8 @@ log = Logger()
 
 CHUNK = 1 << 20
 MAX_CONCURRENT_DOWNLOADS = 3
+#: How long closing the service waits for downloads no pull waits for.
+CLOSE_GRACE = 10.0
 MAX_CONCURRENT_UPLOADS = 5
 MAX_MANIFEST_SIZE = 4 << 20
 MAX_MOUNT_ATTEMPTS = 3
@@ -184,15 +186,26 @@ class RegistryService:
         self._download_sem = defer.DeferredSemaphore(MAX_CONCURRENT_DOWNLOADS)
         # The scheme each insecure registry answered on (HTTPS tried first).
         self._schemes: dict[str, str] = {}
+        #: Downloads that outlived the pulls that started them.
+        self._background: set[BlobDownload] = set()
         self.metadata = DistributionMetadata(state_dir)
         # FileBodyProducer's default cooperator would use the global reactor.
         self._cooperator = Cooperator(scheduler=lambda f: reactor.callLater(0, f))
 
     def close(self) -> defer.Deferred:
-        """Close idle HTTP connections (tests; daemon shutdown)."""
-        if self._pool is not None:
-            return self._pool.closeCachedConnections()
-        return defer.succeed(None)
+        """Let downloads no pull waits for any more finish (for at most
+        ``CLOSE_GRACE`` seconds; what is written stays for a resume), then
+        close idle HTTP connections (tests; daemon shutdown)."""
+        pending = [b.when_done() for b in self._background if not b.finished]
+        d = defer.DeferredList(pending, consumeErrors=True)
+        d.addTimeout(CLOSE_GRACE, self.reactor)
+        d.addErrback(lambda f: f.trap(defer.TimeoutError))
+
+        def close_pool(_):
+            if self._pool is not None:
+                return self._pool.closeCachedConnections()
+
+        return d.addCallback(close_pool)
 
     def repository(self, ref: Reference, auth: AuthConfig, actions: list[str]) -> Repository:
         return self._repository(ref.domain, ref.path, auth, actions)
@@ -452,7 +465,9 @@ class RegistryService:
                 elif not blob.finished:
                     # Nobody waits for it any more; it finishes into its partial
                     # file, which the next pull resumes or start-up collects.
-                    blob.when_done().addErrback(lambda _: None)
+                    self._background.add(blob)
+                    blob.when_done().addBoth(
+                        lambda _, b=blob: self._background.discard(b))
         if done:
             await self.in_thread(_remove_all, done)
 

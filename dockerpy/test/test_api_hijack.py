@@ -92,6 +92,17 @@ class HijackTests(unittest.TestCase):
         self.assertTrue(self.proto.lost)
 
 
+class _Flow:
+    def __init__(self):
+        self.events = []
+
+    def hold(self):
+        self.events.append("hold")
+
+    def release(self):
+        self.events.append("release")
+
+
 class _Attachment:
     def __init__(self):
         self.stdin = b""
@@ -175,6 +186,42 @@ class AttachStreamTests(unittest.SynchronousTestCase):
                          + stdcopy.frame("stderr", b"B" * 32))
         proto.output("stdout", b"z")
         self.assertTrue(self.transport.value().endswith(stdcopy.frame("stdout", b"z")))
+
+    def test_a_slow_client_holds_the_source_and_loses_nothing(self):
+        from twisted.internet.task import Clock
+
+        from dockerpy.api.hijack import BoundedOutput
+
+        flow, clock, consumer = _Flow(), Clock(), StringTransport()
+        out = BoundedOutput(consumer, 100, flow=flow, clock=clock, stall=5)
+        out.register()
+        out.pauseProducing()  # the client's socket is full
+        for i in range(4):
+            out.write(bytes([65 + i]) * 40)
+        self.assertEqual(flow.events, ["hold"])  # past 100 bytes: the source waits
+        clock.advance(4)
+        out.resumeProducing()  # it reads: slow, not gone
+        self.assertEqual(consumer.value(), b"A" * 40 + b"B" * 40 + b"C" * 40 + b"D" * 40)
+        self.assertEqual((flow.events, out.dropped), (["hold", "release"], 0))
+
+    def test_a_client_that_reads_nothing_for_a_while_is_dropped_and_frees_the_source(self):
+        from twisted.internet.task import Clock
+
+        from dockerpy.api.hijack import BoundedOutput
+
+        flow, clock, consumer = _Flow(), Clock(), StringTransport()
+        out = BoundedOutput(consumer, 100, flow=flow, clock=clock, stall=5)
+        out.register()
+        out.pauseProducing()
+        for i in range(4):
+            out.write(bytes([65 + i]) * 40)
+        clock.advance(5)
+        self.assertEqual(flow.events, ["hold", "release"])
+        out.write(b"E" * 40)
+        self.assertEqual(out.dropped, 40)
+        out.resumeProducing()  # back: it gets what was kept, then the rest again
+        out.write(b"F" * 10)
+        self.assertTrue(consumer.value().endswith(b"D" * 40 + b"F" * 10))
 
     def test_end_while_paused_sends_what_is_held_then_closes(self):
         proto = self.stream(tty=True, keys=None)
