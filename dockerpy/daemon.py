@@ -17,8 +17,9 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from dockerpy.config import DaemonConfig
+from dockerpy.logfilter import engine_log
 
-log = Logger()
+log = Logger(observer=engine_log)
 
 
 def _return_startup_memory() -> None:
@@ -36,8 +37,11 @@ def _return_startup_memory() -> None:
 
 class DaemonService(service.Service):
     def __init__(self, reactor, conf: DaemonConfig):
+        from dockerpy.logfilter import set_level
+
         self.reactor = reactor
         self.conf = conf
+        set_level(conf.log_level)
         self.started_at = time.time()
         self._ready: list[defer.Deferred] = []
         self.is_ready = False

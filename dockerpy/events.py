@@ -18,8 +18,9 @@ from twisted.logger import Logger
 
 from dockerpy import errors
 from dockerpy.filters import label_match
+from dockerpy.logfilter import engine_log
 
-log = Logger()
+log = Logger(observer=engine_log)
 
 #: Docker keeps the last 256 events for ``since`` (moby ``eventsLimit``).
 EVENTS_LIMIT = 256

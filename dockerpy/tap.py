@@ -151,6 +151,12 @@ def build_config(options: Options, argv: list[str] | None = None) -> cfg.DaemonC
             parse_bip(conf.bip)
         except errors.DockerError as e:
             raise usage.UsageError(e.message) from None
+    from dockerpy.logfilter import parse_level
+
+    try:
+        parse_level(conf.log_level)
+    except ValueError as e:
+        raise usage.UsageError(str(e)) from None
     if conf.storage_driver not in ("overlay2", "vfs"):
         raise usage.UsageError(f"unknown storage driver: {conf.storage_driver}")
     if conf.default_runtime not in (None, "crun", "runc"):

@@ -22,8 +22,9 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
 
 from dockerpy import errors
 from dockerpy.api.hijack import HijackableChannel
+from dockerpy.logfilter import engine_log
 
-log = Logger()
+log = Logger(observer=engine_log)
 
 MIN_API_VERSION = (1, 24)
 MAX_API_VERSION = (1, 47)

@@ -34,11 +34,12 @@ from dockerpy.api.app import query, query_all, query_bool, query_int, write_json
 from dockerpy.build import context as ctx
 from dockerpy.build.cache import BuildCache
 from dockerpy.images import reference as refs
+from dockerpy.logfilter import engine_log
 
 if TYPE_CHECKING:
     from dockerpy.build.builder import BuildOptions
 
-log = Logger()
+log = Logger(observer=engine_log)
 
 
 def _json_map(raw: str | None, name: str) -> dict:

@@ -22,8 +22,9 @@ from dockerpy.api.containers import MULTIPLEXED_STREAM, RAW_STREAM
 from dockerpy.api.hijack import AttachStream, hijack_request
 from dockerpy.containers.detach import exec_keys, publish_detach
 from dockerpy.containers.exec import console_size
+from dockerpy.logfilter import engine_log
 
-log = Logger()
+log = Logger(observer=engine_log)
 
 
 class _ExecAttachment:

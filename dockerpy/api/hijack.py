@@ -32,8 +32,9 @@ from zope.interface import implementer
 
 from dockerpy.api import stdcopy
 from dockerpy.client.detachkeys import EscapeFilter
+from dockerpy.logfilter import engine_log
 
-log = Logger()
+log = Logger(observer=engine_log)
 
 #: Output held for one client that is not reading, beyond what its transport
 #: already buffers (64 KiB).  Docker blocks the container's output copier on

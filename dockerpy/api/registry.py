@@ -23,8 +23,9 @@ from dockerpy import errors
 from dockerpy.api.app import query, read_json, write_json
 from dockerpy.registry.auth import auth_from_dict, decode_auth_header
 from dockerpy.registry.tls import DEFAULT_CERTS_DIR
+from dockerpy.logfilter import engine_log
 
-log = Logger()
+log = Logger(observer=engine_log)
 
 _services: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 

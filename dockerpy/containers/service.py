@@ -27,8 +27,9 @@ from dockerpy.containers.logs import JSONFileWriter
 from dockerpy.containers.monitor import ContainerProcess
 from dockerpy.containers.record import ContainerRecord, RecordStore, State
 from dockerpy.timeutil import rfc3339
+from dockerpy.logfilter import engine_log
 
-log = Logger()
+log = Logger(observer=engine_log)
 
 DEFAULT_STOP_TIMEOUT = 10
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

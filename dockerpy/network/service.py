@@ -34,8 +34,9 @@ from dockerpy.network import ipam as ipam_mod, netlink, nft, ports as ports_mod
 from dockerpy.network.ipam import IPAM
 from dockerpy.network.model import BUILTIN, BUILTIN_DRIVERS, Network, NetworkState, view
 from dockerpy.timeutil import rfc3339
+from dockerpy.logfilter import engine_log
 
-log = Logger()
+log = Logger(observer=engine_log)
 
 BRIDGE_MODES = ("", "default", "bridge")
 

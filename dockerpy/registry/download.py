@@ -32,8 +32,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from dockerpy.errors import DockerError, InvalidParameter, SystemError_
+from dockerpy.logfilter import engine_log
 
-log = Logger()
+log = Logger(observer=engine_log)
 
 CHUNK = 1 << 20
 RECV_SIZE = 1 << 20

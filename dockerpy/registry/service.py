@@ -62,8 +62,9 @@ from dockerpy.registry.download import (BlobDownload, BlobReader, clean_tmp, pro
                                         short)
 from dockerpy.registry.metadata import DistributionMetadata
 from dockerpy.registry.tls import DEFAULT_CERTS_DIR, RegistryTLSPolicy
+from dockerpy.logfilter import engine_log
 
-log = Logger()
+log = Logger(observer=engine_log)
 
 CHUNK = 1 << 20
 MAX_CONCURRENT_DOWNLOADS = 3

@@ -41,7 +41,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-log = Logger()
+from dockerpy.logfilter import engine_log
+
+log = Logger(observer=engine_log)
 
 #: The console shim, run as ``python -I -S -c SHIM_SOURCE <pid file> <argv...>``.
 #: It exits 255 when it cannot learn the container's status, and with the

@@ -33,8 +33,9 @@ from dockerpy.errors import (
     Conflict, DockerError, InvalidParameter, NotFound, SystemError_, Unavailable)
 from dockerpy.interfaces import IRuntime
 from dockerpy.runtime import cgroups, console
+from dockerpy.logfilter import engine_log
 
-log = Logger()
+log = Logger(observer=engine_log)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -39,6 +39,14 @@ class SocketTests(DaemonTestCase):
         self.assertEqual(daemon.request("GET", "/_ping")[0], 200)
 
 
+class LogLevelTests(DaemonTestCase):
+    def test_log_level_error_hides_the_engines_info_lines(self):
+        quiet = self.start_daemon(busybox=False, extra_args=["--log-level", "error"])
+        chatty = self.start_daemon(busybox=False)
+        self.assertIn("dockerpy ready", chatty.read_log())
+        self.assertNotIn("dockerpy ready", quiet.read_log())
+
+
 class SideBySideTests(DaemonTestCase):
     def test_two_daemons_do_not_see_each_others_containers(self):
         a = self.start_daemon()

@@ -46,6 +46,11 @@ class OptionsTests(unittest.TestCase):
     def test_tlsverify_needs_ca(self):
         self.assertRaises(usage.UsageError, parse, "--tlsverify", "--tlscert", "c", "--tlskey", "k")
 
+    def test_unknown_log_level_is_refused_with_dockerds_words(self):
+        e = self.assertRaises(usage.UsageError, parse, "--log-level", "chatty")
+        self.assertEqual(str(e), "unable to parse logging level: chatty")
+        self.assertEqual(parse("-l", "debug").log_level, "debug")
+
     def test_unknown_storage_driver_is_refused(self):
         self.assertRaises(usage.UsageError, parse, "--storage-driver", "aufs")
 
