@@ -78,7 +78,8 @@ class Terminal:
         deadline = time.monotonic() + GUARD
         while True:
             start = len(self.output)
-            self.type(b"stty size; echo =done=\r")
+            # The quotes keep the terminal's echo of the line from matching.
+            self.type(b"stty size; echo =do''ne=\r")
             end = self.expect(b"=done=\r\n", start)
             if want in self.output[start:end]:
                 return
