@@ -49,8 +49,9 @@ def fsync_dir(directory: str) -> None:
         os.close(dfd)
 
 
-def write_json(path: str, obj: Any, mode: int = 0o644) -> None:
-    write_bytes(path, json.dumps(obj, sort_keys=True, separators=(",", ":")).encode(), mode)
+def write_json(path: str, obj: Any, mode: int = 0o644, durable: bool = True) -> None:
+    write_bytes(path, json.dumps(obj, sort_keys=True, separators=(",", ":")).encode(), mode,
+                durable)
 
 
 def read_json(path: str) -> Any:

@@ -85,9 +85,13 @@ class RecordStore:
     def log_path(self, cid: str) -> str:
         return os.path.join(self.root, cid, f"{cid}-json.log")
 
-    def save(self, rec: ContainerRecord) -> None:
+    def save(self, rec: ContainerRecord, durable: bool = True) -> None:
+        """:param durable: fsync too.  A run's start and exit skip it: after a
+            crash the restore finds a container recorded as running dead and
+            records it exited, so losing either write loses nothing else."""
         os.makedirs(self.dir(rec.id), exist_ok=True)
-        atomic.write_json(os.path.join(self.dir(rec.id), "config.json"), rec.to_json(), 0o600)
+        atomic.write_json(os.path.join(self.dir(rec.id), "config.json"), rec.to_json(), 0o600,
+                          durable)
 
     def load_all(self) -> list[ContainerRecord]:
         out = []

@@ -366,14 +366,22 @@ class ContainerService:
             raise errors.Conflict("container is marked for removal and cannot be started")
         runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
         bundle = os.path.join(self.exec_root, "containers", rec.id)
-        rootfs = await self._in_thread(self.driver.mount, rec.layer_id)
+        from dockerpy.network.service import uses_sandbox
+
+        # Without a namespace of ours to make first, the mount and the bundle
+        # take one trip to the thread pool.
+        one_hop = self.network is None or not uses_sandbox(rec.host_config)
+        rootfs = None if one_hop else await self._in_thread(self.driver.mount, rec.layer_id)
         writer = None
         try:
             shared = self._network_source(rec)
             if self.network is not None:
                 await self.network.attach(rec.id, rec.name, rec.config, rec.host_config,
                                           rec.networks)
-            await self._in_thread(self._prepare_bundle, rec, rootfs, bundle, shared)
+            if one_hop:
+                await self._in_thread(self._mount_and_prepare, rec, bundle, shared)
+            else:
+                await self._in_thread(self._prepare_bundle, rec, rootfs, bundle, shared)
             writer = JSONFileWriter(self.records.log_path(rec.id), self._reactor)
             proc = ContainerProcess(writer)
             for att in self._pending_attach.pop(rec.id, []):
@@ -405,10 +413,14 @@ class ContainerService:
         rec.state = State(status="running", running=True, pid=pid or 0,
                           started_at=rfc3339(self._reactor.seconds()))
         rec.has_been_started = True
-        self.records.save(rec)
+        self.records.save(rec, durable=False)
         self._emit("start", rec)
         proc.ended.addCallback(lambda code: defer.ensureDeferred(
             self._on_exit(rec, runtime, bundle, code)))
+
+    def _mount_and_prepare(self, rec: ContainerRecord, bundle: str,
+                           shared: ContainerRecord | None) -> None:
+        self._prepare_bundle(rec, self.driver.mount(rec.layer_id), bundle, shared)
 
     def _network_source(self, rec: ContainerRecord) -> ContainerRecord | None:
         """For ``--network container:<ref>``: that container, which must run."""
@@ -542,7 +554,7 @@ class ContainerService:
             await self._cleanup_after_run(rec, runtime, bundle, force=False)
             rec.state = State(status="exited", exit_code=code, started_at=rec.state.started_at,
                               finished_at=rfc3339(self._reactor.seconds()))
-            self.records.save(rec)
+            self.records.save(rec, durable=False)
         finally:
             lock.release()
         self._emit("die", rec, exitCode=str(code))
