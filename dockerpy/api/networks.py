@@ -66,6 +66,12 @@ def install(app: Klein, daemon=None) -> None:
             raise errors.InvalidParameter("invalid JSON: expected an object")
         return body
 
+    def container_of(body: dict) -> str:
+        container = body.get("Container")
+        if not isinstance(container, str) or not container:
+            raise errors.InvalidParameter("invalid JSON: Container is required")
+        return container
+
     @app.route("/networks", methods=["GET"])
     def get_networks(request):
         filters = parse_filters(query(request, "filters"))
@@ -124,9 +130,7 @@ def install(app: Klein, daemon=None) -> None:
     @app.route("/networks/<string:nid>/connect", methods=["POST"])
     async def post_networks_connect(request, nid):
         body = body_of(request)
-        container = body.get("Container")
-        if not isinstance(container, str) or not container:
-            raise errors.InvalidParameter("invalid JSON: Container is required")
+        container = container_of(body)
         cfg = body.get("EndpointConfig") or {}
         if not isinstance(cfg, dict):
             raise errors.InvalidParameter("invalid JSON: EndpointConfig must be an object")
@@ -136,8 +140,6 @@ def install(app: Klein, daemon=None) -> None:
     @app.route("/networks/<string:nid>/disconnect", methods=["POST"])
     async def post_networks_disconnect(request, nid):
         body = body_of(request)
-        container = body.get("Container")
-        if not isinstance(container, str) or not container:
-            raise errors.InvalidParameter("invalid JSON: Container is required")
-        await daemon.containers.disconnect_network(container, nid, bool(body.get("Force")))
+        await daemon.containers.disconnect_network(container_of(body), nid,
+                                                   bool(body.get("Force")))
         return b""
