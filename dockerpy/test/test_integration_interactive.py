@@ -356,3 +356,37 @@ class SlowClientTests(DaemonTestCase):
         self.assertIn("a client is not reading its stream", d.read_log())
         # 100 MB went by; the stuck client holds about a megabyte of it.
         self.assertLess(peak_rss_kb() - before, 48 * 1024)
+
+
+class ManyClientsTests(DaemonTestCase):
+    def attach(self, d):
+        import socket
+
+        s = socket.socket(socket.AF_UNIX)
+        self.addCleanup(s.close)
+        s.connect(d.sock)
+        s.sendall(b"POST /containers/ticker/attach?stream=1&stdout=1 HTTP/1.1\r\n"
+                  b"Host: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n")
+        _read_until(s, b"\r\n\r\n")
+        return s
+
+    def test_two_clients_attached_at_once_and_one_leaving_mid_stream(self):
+        d = self.start_daemon(cli=True)
+        d.cli("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+              "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.05; done", check=True)
+        self.addCleanup(d.cli, "rm", "-f", "ticker")
+        first, second = self.attach(d), self.attach(d)
+        # Both get the same live output.
+        got1 = _read_until(first, b"tick-")
+        got2 = _read_until(second, b"tick-")
+        n = int(got1.split(b"tick-")[-1].split(b"\n")[0] or b"0") + 5
+        _read_until(first, f"tick-{n}\n".encode(), got1)
+        _read_until(second, f"tick-{n}\n".encode(), got2)
+        # One leaves mid-stream: the other goes on, the container is unaffected.
+        first.close()
+        _read_until(second, f"tick-{n + 10}\n".encode())
+        r = d.cli("inspect", "-f", "{{.State.Running}}", "ticker", check=True)
+        self.assertEqual(r.stdout, b"true\n")
+        # The one that left holds nothing in the daemon: stopping ends the other cleanly.
+        d.cli("stop", "-t", "1", "ticker", check=True)
+        _read_to_eof(second)
