@@ -19,7 +19,7 @@ import datetime
 import os
 import posixpath
 import stat
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Callable, Optional
 
 from dockerpy.errors import InvalidParameter, NotFound
 from dockerpy.storage import layertar
@@ -38,14 +38,15 @@ MODE_STICKY = 1 << 20
 _MAX_SYMLINKS = 255
 
 
-def resolve_in_root(root: str, path: str) -> str:
-    """The host path of the container path ``path``, symlinks followed
-    inside ``root`` (an absolute link target is relative to ``root``, ``..``
-    never climbs above it).  Missing components are kept as they are.
+def resolve_components(path: str, readlink: Callable[[list[str]], str | None]) -> list[str]:
+    """The components of ``path`` with symlinks followed inside a root (an
+    absolute link target is relative to the root, ``..`` never climbs above
+    it); missing components are kept as they are.
 
+    :param readlink: the target of the symlink at these components, or
+        ``None`` when that is no symlink (or nothing).
     :raises OSError: ELOOP on a symlink loop.
     """
-    root = os.path.abspath(root)
     todo = [p for p in reversed(posixpath.normpath("/" + path).split("/")) if p]
     resolved: list[str] = []
     links = 0
@@ -57,23 +58,37 @@ def resolve_in_root(root: str, path: str) -> str:
             if resolved:
                 resolved.pop()
             continue
-        candidate = os.path.join(root, *resolved, comp)
-        try:
-            st = os.lstat(candidate)
-        except (FileNotFoundError, NotADirectoryError):
-            resolved.append(comp)
-            continue
-        if stat.S_ISLNK(st.st_mode):
+        target = readlink(resolved + [comp])
+        if target is not None:
             links += 1
             if links > _MAX_SYMLINKS:
                 raise OSError(40, "too many levels of symbolic links", path)
-            target = os.readlink(candidate)
             if target.startswith("/"):
                 resolved = []
             todo.extend(reversed(target.split("/")))
             continue
         resolved.append(comp)
-    return os.path.join(root, *resolved)
+    return resolved
+
+
+def resolve_in_root(root: str, path: str) -> str:
+    """The host path of the container path ``path``, symlinks followed
+    inside ``root`` (see :func:`resolve_components`).
+
+    :raises OSError: ELOOP on a symlink loop.
+    """
+    root = os.path.abspath(root)
+
+    def readlink(parts: list[str]) -> str | None:
+        candidate = os.path.join(root, *parts)
+        try:
+            if not stat.S_ISLNK(os.lstat(candidate).st_mode):
+                return None
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return os.readlink(candidate)
+
+    return os.path.join(root, *resolve_components(path, readlink))
 
 
 def _preserve_trailing(cleaned: str, original: str) -> str:

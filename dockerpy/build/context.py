@@ -22,7 +22,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable
 
-from dockerpy.archive import resolve_in_root
+from dockerpy.archive import resolve_components, resolve_in_root
 from dockerpy.errors import InvalidParameter, NotFound
 
 _CHUNK = 1 << 20
@@ -314,28 +314,11 @@ class TarTree:
     def resolve(self, rel: str) -> str:
         """As `dockerpy.archive.resolve_in_root`: symlinks followed inside
         the tree, missing components kept."""
-        todo = [p for p in reversed(posixpath.normpath("/" + rel).split("/")) if p]
-        resolved: list[str] = []
-        links = 0
-        while todo:
-            comp = todo.pop()
-            if comp in ("", "."):
-                continue
-            if comp == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            node = self._lookup("/".join(resolved + [comp]))
-            if node is not None and node.kind == "symlink":
-                links += 1
-                if links > _MAX_SYMLINKS:
-                    raise OSError(40, "too many levels of symbolic links", rel)
-                if node.link.startswith("/"):
-                    resolved = []
-                todo.extend(reversed(node.link.split("/")))
-                continue
-            resolved.append(comp)
-        return "/".join(resolved)
+        def readlink(parts: list[str]) -> str | None:
+            node = self._lookup("/".join(parts))
+            return node.link if node is not None and node.kind == "symlink" else None
+
+        return "/".join(resolve_components(rel, readlink))
 
     def join(self, handle: str, name: str) -> str:
         return f"{handle}/{name}" if handle else name
