@@ -176,6 +176,25 @@ def _subnet_matches(subnet: str, data: str) -> bool:
     return addr.version == net.version and addr in net
 
 
+def _assign_to_subnets(data: dict[str, dict[str, Any]], subnets: list[str], values: list[str],
+                       key: str, what: str, twice: str) -> None:
+    """Put each of ``values`` (ranges or gateways) under ``key`` of every
+    subnet holding it, refusing a second one per subnet (``twice``, with the
+    docker CLI's words) and one no subnet holds."""
+    for value in values:
+        match = False
+        for subnet in subnets:
+            if not _subnet_matches(subnet, value):
+                continue
+            if data[subnet].get(key):
+                raise StatusError(1, twice.format(new=value, old=data[subnet][key],
+                                                  subnet=subnet))
+            data[subnet][key] = value
+            match = True
+        if not match:
+            raise StatusError(1, f"no matching subnet for {what} {value}")
+
+
 def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str],
                      aux: dict[str, str]) -> list[dict[str, Any]]:
     """The CLI's ``consolidateIpam``: one ``IPAM.Config`` entry per subnet,
@@ -192,30 +211,12 @@ def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str],
                 raise StatusError(1, "multiple overlapping subnet configuration is not "
                                      "supported")
         data[s] = {"Subnet": s}
-    for r in ranges:
-        match = False
-        for s in subnets:
-            if not _subnet_matches(s, r):
-                continue
-            if data[s].get("IPRange"):
-                raise StatusError(1, f"cannot configure multiple ranges ({r}, "
-                                     f"{data[s]['IPRange']}) on the same subnet ({s})")
-            data[s]["IPRange"] = r
-            match = True
-        if not match:
-            raise StatusError(1, f"no matching subnet for range {r}")
-    for g in gateways:
-        match = False
-        for s in subnets:
-            if not _subnet_matches(s, g):
-                continue
-            if data[s].get("Gateway"):
-                raise StatusError(1, f"cannot configure multiple gateways ({g}, "
-                                     f"{data[s]['Gateway']}) for the same subnet ({s})")
-            data[s]["Gateway"] = g
-            match = True
-        if not match:
-            raise StatusError(1, f"no matching subnet for gateway {g}")
+    _assign_to_subnets(data, subnets, ranges, "IPRange", "range",
+                       "cannot configure multiple ranges ({new}, {old}) on the same subnet "
+                       "({subnet})")
+    _assign_to_subnets(data, subnets, gateways, "Gateway", "gateway",
+                       "cannot configure multiple gateways ({new}, {old}) for the same subnet "
+                       "({subnet})")
     for key, addr in aux.items():
         match = False
         for s in subnets:
