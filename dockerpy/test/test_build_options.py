@@ -6,33 +6,17 @@ the cache as Docker's classic builder does."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 
 from dockerpy.test.daemon_fixture import DaemonTestCase
-from dockerpy.test.test_integration_build import write_context
+from dockerpy.test.test_integration_build import BuildTestBase, write_context
 
 
-class BuildOptionTests(DaemonTestCase):
-    def setUp(self):
-        self.daemon = self.start_daemon(cli=True)
-
-    def context(self, files):
-        root = write_context(files)
-        self.addCleanup(shutil.rmtree, root, True)
-        return root
-
-    def build(self, path, *args, ok=True):
-        r = self.daemon.cli("build", *args, path)
-        out = r.stdout.decode(errors="replace")
-        if ok and r.returncode != 0:
-            self.fail(f"build failed ({r.returncode}): {out}\n{r.stderr.decode()}")
-        return r, out
-
+class BuildOptionTests(BuildTestBase):
     def image_id(self, name):
-        return json.loads(self.daemon.cli("image", "inspect", name, check=True).stdout)[0]["Id"]
+        return self.inspect(name)["Id"]
 
     def test_add_host_and_shm_size_reach_run_containers(self):
         path = self.context({"Dockerfile": (

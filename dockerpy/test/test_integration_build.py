@@ -24,7 +24,9 @@ def write_context(files: dict[str, str | bytes]) -> str:
     return root
 
 
-class BuildCLITests(DaemonTestCase):
+class BuildTestBase(DaemonTestCase):
+    """A daemon per test, contexts from dicts, builds through the docker CLI."""
+
     def setUp(self):
         self.daemon = self.start_daemon(cli=True)
 
@@ -42,6 +44,9 @@ class BuildCLITests(DaemonTestCase):
 
     def inspect(self, name):
         return json.loads(self.daemon.cli("image", "inspect", name, check=True).stdout)[0]
+
+
+class BuildCLITests(BuildTestBase):
 
     def run_in(self, image, script):
         r = self.daemon.cli("run", "--rm", image, "sh", "-c", script, check=True)
