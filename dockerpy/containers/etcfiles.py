@@ -14,8 +14,8 @@ does it:
   nameservers (or ``--dns``), falling back to Google's public resolvers;
 - on user-defined networks it gets only the embedded DNS server
   (``nameserver 127.0.0.11``, served by :mod:`dockerpy.network.dns`) with
-  ``options ndots:0``; that server forwards what it does not know to
-  :func:`container_upstreams`.
+  ``options ndots:0``; that server forwards what it does not know to the
+  container's ``--dns`` servers, else to :func:`host_upstreams`.
 
 This module only computes and writes files; it never touches the network.
 """
@@ -105,17 +105,6 @@ def host_upstreams(host_path: str = HOST_RESOLV_CONF,
     return found or list(DEFAULT_DNS)
 
 
-def container_upstreams(dns: list[str], host_path: str = HOST_RESOLV_CONF,
-                        resolved_path: str = RESOLVED_RESOLV_CONF) -> list[str]:
-    """Blocking: where the embedded DNS server forwards one container's queries.
-
-    With ``--dns`` those servers are used as given (even loopback ones: the
-    forwarder runs in the daemon's namespace, where they are reachable);
-    otherwise :func:`host_upstreams`.
-    """
-    return list(dns) if dns else host_upstreams(host_path, resolved_path)
-
-
 def resolv_conf(host_text: str, dns: list[str], search: list[str], options: list[str]) -> str:
     """A default-bridge container's resolv.conf, from the host's text."""
     host_ns, host_search, host_options = _parse(host_text)
@@ -180,7 +169,8 @@ def write(cdir: str, hostname: str, domainname: str, host_network: bool, extra_h
     :param embedded_dns: the container is on a user-defined network, so its
         resolv.conf names the embedded DNS server (127.0.0.11) only; the
         caller serves it with :class:`dockerpy.network.dns.EmbeddedDNS`,
-        forwarding to :func:`container_upstreams` of ``dns``.
+        forwarding to ``dns`` (used as given: loopback servers are reachable
+        from the daemon's namespace), else to :func:`host_upstreams`.
     :param host_resolv_conf: the host files read (for tests).
     """
     if host_network:

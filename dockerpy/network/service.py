@@ -695,10 +695,6 @@ class NetworkService:
 
     # -- views (Docker's JSON shapes) --------------------------------------
 
-    def network_id(self, name: str) -> str:
-        net = self.state.by_name(name)
-        return net.id if net is not None else ""
-
     def endpoint_view(self, cid: str, name: str, cfg: dict | None) -> dict:
         """One entry of ``NetworkSettings.Networks``."""
         cfg = cfg or {}

@@ -60,12 +60,6 @@ class HostResolvTests(HostFilesMixin, SynchronousTestCase):
         host, resolved = self.host_files(None, None)
         self.assertEqual(etcfiles.host_upstreams(host, resolved), ["8.8.8.8", "8.8.4.4"])
 
-    def test_container_upstreams_prefer_dns_flag(self):
-        host, resolved = self.host_files("nameserver 10.0.0.1\n", None)
-        self.assertEqual(etcfiles.container_upstreams(["1.1.1.1", "127.0.0.1"], host, resolved),
-                         ["1.1.1.1", "127.0.0.1"])
-        self.assertEqual(etcfiles.container_upstreams([], host, resolved), ["10.0.0.1"])
-
 
 class ResolvConfTests(SynchronousTestCase):
     def test_bridge_drops_loopback_and_keeps_search_and_options(self):
