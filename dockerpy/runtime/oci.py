@@ -378,15 +378,9 @@ class _DetachedWatcher(_StartWatcher):
         runtime again, then report the exit."""
         from twisted.internet.threads import deferToThreadPool
 
-        cgroups_path = ""
-        try:
-            spec = atomic.read_json(os.path.join(self.bundle, "config.json"))
-            cgroups_path = spec["linux"].get("cgroupsPath") or ""
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
         reactor = self.runtime.reactor
         d = deferToThreadPool(reactor, reactor.getThreadPool(), _forget_stopped,
-                              self.runtime.state_root, self.container_id, cgroups_path)
+                              self.runtime.state_root, self.container_id, self.bundle)
         d.addErrback(lambda f: log.failure("forgetting the stopped container {id}", f,
                                            id=self.container_id))
 
@@ -405,10 +399,16 @@ class _DetachedWatcher(_StartWatcher):
         self.inner.processEnded(reason)
 
 
-def _forget_stopped(state_root: str, container_id: str, cgroups_path: str) -> None:
+def _forget_stopped(state_root: str, container_id: str, bundle: str) -> None:
     """Blocking: what ``<rt> delete`` does for a stopped container with no
-    hooks: remove its cgroup (left alone if something still runs in it) and
-    its state directory."""
+    hooks: remove its cgroup (the bundle's ``cgroupsPath``; left alone if
+    something still runs in it) and its state directory."""
+    cgroups_path = ""
+    try:
+        spec = atomic.read_json(os.path.join(bundle, "config.json"))
+        cgroups_path = spec["linux"].get("cgroupsPath") or ""
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     if cgroups_path and ":" not in cgroups_path:  # a cgroupfs path, not systemd's
         busy = cgroups.remove_cgroup_parent(cgroups_path)
         if busy:
