@@ -18,6 +18,16 @@ from dockerpy import errors
 BASIC_MODES = ("default", "bridge", "none", "host")
 
 
+def exclusive_mode_error(name: str) -> str:
+    """dockerd's words for joining ``host`` (``name == "host"``) or ``none``
+    (or a ``container:`` mode) to other networks."""
+    if name == "host":
+        return ("container cannot be disconnected from host network or connected to host "
+                "network")
+    return ("container cannot be connected to multiple networks with one of the networks "
+            "in private (none) mode")
+
+
 def container_mode_target(host_config: dict) -> str | None:
     """The ``<ref>`` of ``NetworkMode: container:<ref>``, else ``None``."""
     mode = host_config.get("NetworkMode") or ""
@@ -57,11 +67,7 @@ def plan(network, config: dict, host_config: dict, networking_config: dict | Non
         return {}
     if mode in ("host", "none"):
         if any(name != mode for name in endpoints):
-            raise errors.InvalidParameter(
-                "container cannot be disconnected from host network or connected to host "
-                "network" if mode == "host" else
-                "container cannot be connected to multiple networks with one of the networks "
-                "in private (none) mode")
+            raise errors.InvalidParameter(exclusive_mode_error(mode))
         return {}
     primary = "bridge" if mode == "default" else mode
     if mode == "default" and "default" in endpoints:
@@ -81,11 +87,7 @@ def plan(network, config: dict, host_config: dict, networking_config: dict | Non
             out[ref] = endpoint_settings(cfg, "")
             continue
         if net.name in ("host", "none"):
-            raise errors.InvalidParameter(
-                "container cannot be connected to multiple networks with one of the networks "
-                "in private (none) mode" if net.name == "none" else
-                "container cannot be disconnected from host network or connected to host "
-                "network")
+            raise errors.InvalidParameter(exclusive_mode_error(net.name))
         out[net.name] = endpoint_settings(cfg, net.id)
     for link in host_config.get("Links") or []:
         get_container(parse_link(link)[0])

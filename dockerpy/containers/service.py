@@ -799,18 +799,15 @@ class ContainerService:
     async def connect_network(self, ref: str, net_ref: str, cfg: dict | None) -> None:
         """``POST /networks/{id}/connect``: a running container gets an
         endpoint now, a stopped one when it next starts."""
-        from dockerpy.containers.networking import endpoint_settings
+        from dockerpy.containers.networking import endpoint_settings, exclusive_mode_error
 
         rec = self.get(ref)
         net = self.network.check_endpoint_config(net_ref, cfg or {})
         mode = rec.host_config.get("NetworkMode") or "default"
         if mode in ("host", "none") or mode.startswith("container:") or \
                 net.name in ("host", "none"):
-            if mode == "host" or net.name == "host":
-                raise errors.Forbidden("container cannot be disconnected from host network or "
-                                       "connected to host network")
-            raise errors.Forbidden("container cannot be connected to multiple networks with "
-                                   "one of the networks in private (none) mode")
+            raise errors.Forbidden(exclusive_mode_error(
+                "host" if "host" in (mode, net.name) else "none"))
         if net.name in rec.networks:
             raise errors.Forbidden(f"endpoint with name {rec.name} already exists in network "
                                    f"{net.name}")

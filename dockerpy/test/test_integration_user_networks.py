@@ -200,6 +200,15 @@ class AddressTests(UserNetworkTestBase):
         self.assertIn(b"network with name auto already exists", r.stderr)
         r = self.docker("network", "rm", "bridge")
         self.assertIn(b"bridge is a pre-defined network and cannot be removed", r.stderr)
+        for mode, words in (("host", b"container cannot be disconnected from host network or "
+                                     b"connected to host network"),
+                            ("none", b"container cannot be connected to multiple networks with "
+                                     b"one of the networks in private (none) mode")):
+            self.out("create", "--name", f"in-{mode}", "--network", mode, "busybox", "true")
+            self.addCleanup(self.docker, "rm", "-f", f"in-{mode}")
+            r = self.docker("network", "connect", "auto", f"in-{mode}")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(words, r.stderr)
 
     def test_ls_filters_and_prune(self):
         self.out("network", "create", "--label", "keep=1", "kept")
