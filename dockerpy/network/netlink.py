@@ -213,8 +213,9 @@ def remove_stale(ipr, netns_dir: str, veth_prefix: str) -> list[str]:
 
 
 def unmount_netns_dir(netns_dir: str) -> None:
-    """pyroute2 (like ``ip netns``) makes the namespace directory a shared
-    bind mount of itself; undo it when the daemon stops."""
+    """Remove the namespace directory at start and stop.  Daemons that made
+    namespaces with pyroute2 (like ``ip netns``) left it a bind mount of
+    itself, stacked once per restart after a crash: undo those first."""
     import ctypes
     import ctypes.util
 

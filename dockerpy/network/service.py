@@ -614,10 +614,6 @@ class NetworkService:
             # here would wait ~20 ms for it.  Stragglers (a process that still
             # held it) go with the sweep at shutdown.
             netlink.remove_netns(sb.netns)
-            if not self._sandboxes:
-                # The directory's self-bind mount (made by pyroute2, like
-                # ``ip netns``) lives only while some namespace does.
-                netlink.unmount_netns_dir(self.netns_dir)
         finally:
             for ep in sb.endpoints.values():
                 for s in ep.sockets:
