@@ -41,6 +41,10 @@ class ContainerProcess(ProcessProtocol):
         self.ended: defer.Deferred[int] = defer.Deferred()
         self.exit_code: int | None = None
         self.stdin_open = True
+        # Attached clients that cannot keep up hold the output: the container
+        # then blocks on its pipe (as it would on a slow terminal) until they
+        # drained.  The json-file log is written as output is read, so it waits too.
+        self._holders: set[object] = set()
 
     def subscribe(self, on_data: Subscriber, on_end: Callable[[], None]) -> Callable[[], None]:
         """Receive output as it comes; :return: a function that unsubscribes."""
@@ -92,14 +96,7 @@ class ContainerProcess(ProcessProtocol):
         else:
             self.transport.closeStdin()
 
-    # Attached clients that cannot keep up hold the output: the container
-    # then blocks on its pipe (as it would on a slow terminal) until they
-    # drained.  The json-file log is written as output is read, so it waits too.
-    _holders: set | None = None
-
     def hold(self, holder: object) -> None:
-        if self._holders is None:
-            self._holders = set()
         first = not self._holders
         self._holders.add(holder)
         pause = getattr(self.transport, "pauseProducing", None)
@@ -107,7 +104,7 @@ class ContainerProcess(ProcessProtocol):
             pause()
 
     def release(self, holder: object) -> None:
-        if not self._holders or holder not in self._holders:
+        if holder not in self._holders:
             return
         self._holders.discard(holder)
         resume = getattr(self.transport, "resumeProducing", None)
