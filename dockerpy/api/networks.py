@@ -10,7 +10,7 @@ from __future__ import annotations
 from klein import Klein
 
 from dockerpy import errors
-from dockerpy.api.app import parse_filters, query, read_json, write_json
+from dockerpy.api.app import check_filters, parse_filters, query, read_json, write_json
 from dockerpy.filters import label_match
 from dockerpy.timeutil import parse_rfc3339, parse_timestamp_arg
 
@@ -75,9 +75,7 @@ def install(app: Klein, daemon=None) -> None:
     @app.route("/networks", methods=["GET"])
     def get_networks(request):
         filters = parse_filters(query(request, "filters"))
-        for key in filters:
-            if key not in _LIST_FILTERS:
-                raise errors.InvalidParameter(f"invalid filter '{key}'")
+        check_filters(filters, _LIST_FILTERS)
         net, known = svc(), names()
         out = []
         for n in net.networks():
@@ -94,9 +92,7 @@ def install(app: Klein, daemon=None) -> None:
     @app.route("/networks/prune", methods=["POST"])
     async def post_networks_prune(request):
         filters = parse_filters(query(request, "filters"))
-        for key in filters:
-            if key not in _PRUNE_FILTERS:
-                raise errors.InvalidParameter(f"invalid filter '{key}'")
+        check_filters(filters, _PRUNE_FILTERS)
         now = daemon.reactor.seconds()
         until = [parse_timestamp_arg(v, now) for v in filters.get("until", [])]
         deleted = []

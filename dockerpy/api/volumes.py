@@ -11,8 +11,8 @@ from __future__ import annotations
 from klein import Klein
 
 from dockerpy import errors
-from dockerpy.api.app import api_version, parse_filters, query, query_bool, read_json, \
-    write_json
+from dockerpy.api.app import api_version, check_filters, parse_filters, query, query_bool, \
+    read_json, write_json
 
 _LIST_FILTERS = {"dangling", "name", "label", "label!", "driver"}
 
@@ -36,9 +36,7 @@ def install(app: Klein, daemon=None) -> None:
     @app.route("/volumes", methods=["GET"])
     async def get_volumes(request):
         filters = parse_filters(query(request, "filters"))
-        for key in filters:
-            if key not in _LIST_FILTERS:
-                raise errors.InvalidParameter(f"invalid filter '{key}'")
+        check_filters(filters, _LIST_FILTERS)
         vols = await svc().list(filters)
         return write_json(request, {"Volumes": vols, "Warnings": []})
 
