@@ -248,14 +248,17 @@ class _StartWatcher(ProcessProtocol):
             return  # written but not yet complete (crun writes in place)
         self.pid = pid
         self._state = "running"
-        if self._poll_call is not None and self._poll_call.active():
-            self._poll_call.cancel()
-        self._poll_call = None
+        self._stop_polling()
         held, self._held_stderr = self._held_stderr, []
         self.started.callback(pid)
         for data in held:
             self.inner.childDataReceived(2, data)
         self._replay()
+
+    def _stop_polling(self) -> None:
+        if self._poll_call is not None and self._poll_call.active():
+            self._poll_call.cancel()
+        self._poll_call = None
 
     def _replay(self) -> None:
         events, self._held_events = self._held_events, []
@@ -264,9 +267,7 @@ class _StartWatcher(ProcessProtocol):
 
     def _fail_start(self, reason: Failure) -> None:
         self._state = "failed"
-        if self._poll_call is not None and self._poll_call.active():
-            self._poll_call.cancel()
-        self._poll_call = None
+        self._stop_polling()
         error = self._start_error(reason)
 
         def report(_: object) -> None:
@@ -625,9 +626,7 @@ class _ExecWatcher(_StartWatcher):
 
     def _fail_start(self, reason: Failure) -> None:
         self._state = "failed"
-        if self._poll_call is not None and self._poll_call.active():
-            self._poll_call.cancel()
-        self._poll_call = None
+        self._stop_polling()
         error = self._start_error(reason)
         self._state = "running"
         self._held_stderr = []
