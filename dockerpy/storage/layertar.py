@@ -580,6 +580,31 @@ class _ExactReader(io.RawIOBase):
         return len(data)
 
 
+class GoTarInfo(tarfile.TarInfo):
+    """A tar header whose mode field keeps the file-type bits (``S_IFREG``,
+    ``S_IFDIR``, ...), as moby's ``FileInfoHeader`` writes them (Go 1.8's
+    archive/tar did, and moby keeps it: ``fillGo18FileTypeBits``):
+    ``0o100644``, not ``0o644``.  Python's ``tarfile`` masks the mode to
+    ``0o7777`` in two places; both are undone here."""
+
+    def get_info(self):
+        info = super().get_info()
+        info["mode"] = self.mode
+        return info
+
+    @staticmethod
+    def _create_header(info, format, encoding, errors):
+        mode = info.get("mode") or 0
+        buf = tarfile.TarInfo._create_header(info, format, encoding, errors)
+        if mode <= 0o7777:
+            return buf
+        block = bytearray(buf)
+        block[100:108] = tarfile.itn(mode, 8, format)
+        block[148:156] = b"        "
+        block[148:155] = b"%06o\0" % tarfile.calc_chksums(block)[0]
+        return bytes(block)
+
+
 class LayerTarWriter:
     """Write a PAX tar: deterministic, numeric owners, whiteouts on request.
 
@@ -603,8 +628,8 @@ class LayerTarWriter:
         self.close()
 
     def _info(self, arcname: str, st: os.stat_result) -> tarfile.TarInfo:
-        info = tarfile.TarInfo(arcname)
-        info.mode = stat.S_IMODE(st.st_mode)
+        info = GoTarInfo(arcname)
+        info.mode = st.st_mode
         info.uid = st.st_uid
         info.gid = st.st_gid
         info.uname = info.gname = ""

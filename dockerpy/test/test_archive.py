@@ -128,7 +128,9 @@ class WritePathTarTests(ArchiveTestCase):
 
     def test_directory_named_by_its_basename(self) -> None:
         self.assertEqual(sorted(self.tar_of("/usr")), ["usr", "usr/bin", "usr/bin/tool"])
-        self.assertEqual(self.tar_of("/usr")["usr/bin/tool"].mode, 0o4755)
+        # The file-type bits too, as Docker's headers carry them.
+        self.assertEqual(self.tar_of("/usr")["usr/bin/tool"].mode, stat.S_IFREG | 0o4755)
+        self.assertEqual(self.tar_of("/usr")["usr/bin"].mode & 0o170000, stat.S_IFDIR)
 
     def test_symlink_itself(self) -> None:
         members = self.tar_of("/bin")
@@ -244,4 +246,4 @@ class ExportTests(ArchiveTestCase):
         self.assertEqual(sorted(members), ["bin", "escape", "etc", "etc/passwd", "loop", "up",
                                            "usr", "usr/bin", "usr/bin/tool"])
         self.assertEqual(members["escape"].linkname, self.outside)
-        self.assertEqual(members["usr/bin/tool"].mode, 0o4755)
+        self.assertEqual(members["usr/bin/tool"].mode, stat.S_IFREG | 0o4755)

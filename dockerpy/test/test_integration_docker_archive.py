@@ -221,10 +221,6 @@ class APILoadTests(DaemonTestBase):
                          [m["mode"] for m in self.record["container_archive"]["paths"]["/opt/d"]
                           ["members"]])
 
-    test_archive_modes_carry_file_type_bits.todo = (  # type: ignore[attr-defined]
-        "dockerpy/storage/layertar.py writes stat.S_IMODE(st_mode); Docker's "
-        "FileInfoHeader adds the type bits back (fillGo18FileTypeBits)")
-
     def test_image_runs_with_its_config(self):
         """Entrypoint + Cmd, User 1000:1000 and WorkingDir /opt/d from the
         committed config start the static tini of the base layer."""

@@ -87,12 +87,23 @@ class Terminal:
                 raise AssertionError(f"size never became {want!r}: {self.output!r}")
             time.sleep(0.1)
 
+    def line_discipline(self) -> str:
+        """How the program left its terminal, for failure messages: raw, or
+        cooked with flow control (which would eat a ctrl-q)."""
+        try:
+            iflag, _, _, lflag = termios.tcgetattr(self.master)[:4]
+        except termios.error as e:
+            return f"terminal state unknown: {e}"
+        return ("raw" if not lflag & termios.ICANON else "cooked") + \
+            (", IXON on" if iflag & termios.IXON else "")
+
     def wait(self) -> int:
         """Wait for the program to end, keeping its output; :return: its code."""
         deadline = time.monotonic() + GUARD
         while self.proc.poll() is None:
             if time.monotonic() > deadline:
-                raise AssertionError(f"the CLI never exited; got {self.output!r}")
+                raise AssertionError(f"the CLI never exited ({self.line_discipline()}); "
+                                     f"got {self.output!r}")
             if not self._read(0.2):
                 break
         code = self.proc.wait(GUARD)
