@@ -12,12 +12,18 @@ import socket
 import sys
 from urllib.parse import urlsplit
 
-from twisted.application import service
-from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import endpoints
-from twisted.python import usage
+from dockerpy import tlsdefer
 
-from dockerpy import config as cfg
+# Before Twisted's endpoints and the reactor: an idle daemon without TLS
+# never loads pyOpenSSL (see dockerpy.tlsdefer; makeService releases it).
+tlsdefer.defer()
+
+from twisted.application import service  # noqa: E402
+from twisted.application.internet import StreamServerEndpointService  # noqa: E402
+from twisted.internet import endpoints  # noqa: E402
+from twisted.python import usage  # noqa: E402
+
+from dockerpy import config as cfg  # noqa: E402
 
 
 class Options(usage.Options):
@@ -278,6 +284,8 @@ def makeService(options: Options, reactor=None) -> service.IService:  # noqa: N8
     from dockerpy.daemon import DaemonService
 
     conf: cfg.DaemonConfig = options.config
+    if conf.tls:
+        tlsdefer.load()
     top = service.MultiService()
     daemon = DaemonService(reactor, conf)
     daemon.setServiceParent(top)
@@ -289,6 +297,9 @@ def makeService(options: Options, reactor=None) -> service.IService:  # noqa: N8
                 "host as root", host=host)
     api = daemon.api_service(listeners)
     api.setServiceParent(top)
+    # The reactor and the API are imported: whatever needs OpenSSL from
+    # now on (a registry over HTTPS) calls tlsdefer.load().
+    tlsdefer.release()
     return top
 
 

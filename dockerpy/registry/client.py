@@ -354,6 +354,9 @@ def _reason(e: Exception) -> str:
 def make_http_client(reactor, tls_policy=None):
     """A treq client on ``reactor`` with a persistent pool; TLS trusts the
     system CAs unless a policy is given."""
+    from dockerpy import tlsdefer
+
+    tlsdefer.load()  # HTTPS through Twisted's endpoints, in a daemon that deferred it
     from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 
     from twisted.web.client import _HTTP11ClientFactory

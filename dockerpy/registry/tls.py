@@ -11,42 +11,56 @@ back to plain HTTP; that choice is the caller's, this module only builds
 the TLS options.  Files are read on every new connection's options so that
 certificates dropped into certs.d are used without a daemon restart, as
 with Docker.
+
+pyOpenSSL is imported when a registry is first reached over TLS, never at
+import (``dockerpy.tlsdefer``: an idle daemon does not load it).
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from OpenSSL import SSL, crypto
-from twisted.internet import ssl
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer, providedBy
 
+from dockerpy import tlsdefer
 from dockerpy.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from OpenSSL import crypto
+    from twisted.internet import ssl
+    from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 
 DEFAULT_CERTS_DIR = "/etc/docker/certs.d"
 
 
-# The trust-root interface is not re-exported by twisted.internet.ssl; what
-# platformTrust() returns provides it, so take it from there.
-_ITrustRoot = list(providedBy(ssl.platformTrust()))[0]
+@functools.cache
+def _system_and_extra_cas() -> type:
+    """The trust root class, made on first use (it needs pyOpenSSL)."""
+    tlsdefer.load()
+    from twisted.internet import ssl
 
+    # The trust-root interface is not re-exported by twisted.internet.ssl;
+    # what platformTrust() returns provides it, so take it from there.
+    trust_root = list(providedBy(ssl.platformTrust()))[0]
 
-@implementer(_ITrustRoot)
-class _SystemAndExtraCAs:
-    """Trust the system's CAs and the given extra ones (Docker adds certs.d
-    CAs to the system pool rather than replacing it)."""
+    @implementer(trust_root)
+    class SystemAndExtraCAs:
+        """Trust the system's CAs and the given extra ones (Docker adds
+        certs.d CAs to the system pool rather than replacing it)."""
 
-    def __init__(self, cas: list[crypto.X509]):
-        self._extra = ssl.trustRootFromCertificates([ssl.Certificate(c) for c in cas]) \
-            if cas else None
+        def __init__(self, cas: list[Any]):
+            self._extra = ssl.trustRootFromCertificates([ssl.Certificate(c) for c in cas]) \
+                if cas else None
 
-    def _addCACertsToContext(self, context: SSL.Context) -> None:  # noqa: N802 (Twisted)
-        context.set_default_verify_paths()
-        if self._extra is not None:
-            self._extra._addCACertsToContext(context)
+        def _addCACertsToContext(self, context) -> None:  # noqa: N802 (Twisted)
+            context.set_default_verify_paths()
+            if self._extra is not None:
+                self._extra._addCACertsToContext(context)
+
+    return SystemAndExtraCAs
 
 
 def _read(path: str) -> bytes:
@@ -66,6 +80,9 @@ def host_certs(certs_dir: str, host: str) -> tuple[list[crypto.X509], tuple[str,
         names = sorted(os.listdir(directory))
     except (FileNotFoundError, NotADirectoryError):
         return [], None
+    tlsdefer.load()
+    from OpenSSL import crypto
+
     cas: list[crypto.X509] = []
     client = None
     for name in names:
@@ -95,6 +112,8 @@ def host_certs(certs_dir: str, host: str) -> tuple[list[crypto.X509], tuple[str,
 def _client_certificate(pair: tuple[str, str] | None) -> ssl.PrivateCertificate | None:
     if pair is None:
         return None
+    from twisted.internet import ssl
+
     cert, key = pair
     try:
         return ssl.PrivateCertificate.loadPEM(_read(cert) + b"\n" + _read(key))
@@ -118,6 +137,9 @@ class RegistryTLSPolicy:
 
     def options_for(self, host: str, port: int) -> IOpenSSLClientConnectionCreator:
         """TLS options for a connection to ``host:port``."""
+        tlsdefer.load()
+        from twisted.internet import ssl
+
         netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         cas, client = host_certs(self.certs_dir, netloc)
         if not cas and client is None and port == 443:
@@ -129,7 +151,7 @@ class RegistryTLSPolicy:
                 kwargs = {"privateKey": certificate.privateKey.original,
                           "certificate": certificate.original}
             return ssl.CertificateOptions(verify=False, **kwargs)
-        return ssl.optionsForClientTLS(host, trustRoot=_SystemAndExtraCAs(cas),
+        return ssl.optionsForClientTLS(host, trustRoot=_system_and_extra_cas()(cas),
                                        clientCertificate=certificate)
 
     def creatorForNetloc(self, hostname: bytes, port: int):  # noqa: N802 (Twisted API)
