@@ -554,7 +554,10 @@ class ContainerService:
             await self._cleanup_after_run(rec, runtime, bundle, force=False)
             rec.state = State(status="exited", exit_code=code, started_at=rec.state.started_at,
                               finished_at=rfc3339(self._reactor.seconds()))
-            self.records.save(rec, durable=False)
+            if not rec.host_config.get("AutoRemove"):
+                # (--rm: its record is about to go; if the removal fails, a
+                # restart finds it "running", dead, and records it exited.)
+                self.records.save(rec, durable=False)
         finally:
             lock.release()
         self._emit("die", rec, exitCode=str(code))

@@ -248,12 +248,16 @@ class _StartWatcher(ProcessProtocol):
             return  # written but not yet complete (crun writes in place)
         self.pid = pid
         self._state = "running"
+        self._pid_known(pid)
         self._stop_polling()
         held, self._held_stderr = self._held_stderr, []
         self.started.callback(pid)
         for data in held:
             self.inner.childDataReceived(2, data)
         self._replay()
+
+    def _pid_known(self, pid: int) -> None:
+        """The container's init is ``pid`` (before ``started`` says so)."""
 
     def _stop_polling(self) -> None:
         if self._poll_call is not None and self._poll_call.active():
@@ -354,6 +358,16 @@ class _DetachedWatcher(_StartWatcher):
         self._init_reason: Optional[Failure] = None
         self._pipes_closed = False
 
+    def _pid_known(self, pid: int) -> None:
+        # Nobody reaps the init but us (the detached runtime never waits for
+        # it), so until we do its pid is its own: signals can go straight to it.
+        self.runtime.children[self.container_id] = pid
+
+    def _schedule_poll(self) -> None:
+        # No polling for the pid file: ``run --detach`` writes it before it
+        # exits, and its exit (or the container's first output) looks.
+        pass
+
     def processExited(self, reason: Failure) -> None:
         if self._state == "starting":
             self._check_started()
@@ -379,6 +393,7 @@ class _DetachedWatcher(_StartWatcher):
         runtime again, then report the exit."""
         from twisted.internet.threads import deferToThreadPool
 
+        self.runtime.children.pop(self.container_id, None)
         reactor = self.runtime.reactor
         d = deferToThreadPool(reactor, reactor.getThreadPool(), _forget_stopped,
                               self.runtime.state_root, self.container_id, self.bundle)
@@ -465,6 +480,9 @@ class OCIRuntime:
         self.state_root = state_root
         self.env = dict(env) if env is not None else {
             "PATH": os.environ.get("PATH") or DEFAULT_PATH}
+        #: Container id -> pid of its init, for the inits that are our
+        #: children (``run --detach`` under a subreaper) and not reaped yet.
+        self.children: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"OCIRuntime({self.name!r}, {self.path!r}, {self.state_root!r})"
@@ -521,6 +539,12 @@ class OCIRuntime:
         return done.addCallback(lambda r: parse(r[1]))
 
     def kill(self, container_id: str, signal: int) -> Deferred:
+        pid = self.children.get(container_id)
+        if pid is not None:
+            # Our child, not reaped yet, so its pid cannot have been reused:
+            # signal it as ``<rt> kill`` would, without a runtime process.
+            os.kill(pid, signal)
+            return succeed(None)
         return self._checked(["kill", container_id, str(int(signal))],
                              container_id).addCallback(lambda _: None)
 

@@ -134,6 +134,16 @@ class RuntimeTestsMixin:
         self.addCleanup(self._reap, container_id, proto)
         return container_id, proto, pid
 
+    async def until_output(self, proto: Recorder, text: bytes) -> None:
+        """Wait until the container wrote ``text`` (e.g. that its signal
+        handler is in place: a signal sent before would be ignored by its
+        pid 1)."""
+        for _ in range(1000):
+            if text in proto.out:
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        self.fail(f"{text!r} never came: {proto.out!r}")
+
     async def _reap(self, container_id: str, proto: Recorder) -> None:
         if not proto.ended.called:
             try:
@@ -226,6 +236,7 @@ class RuntimeTestsMixin:
         container_id, proto, _ = await self.start(
             ["sh", "-c", "trap 'exit 42' TERM; echo ready; "
                          "while true; do sleep 0.05; done"])
+        await self.until_output(proto, b"ready")
         await self.runtime.kill(container_id, signal.SIGTERM)
         self.assertEqual(exit_code(await proto.ended), 42)
 
@@ -293,6 +304,20 @@ class DetachedRuncTests(RuncTests):
         self.assertEqual(ppid, os.getpid())
         await self.runtime.kill(self._last_id, signal.SIGKILL)
         self.assertEqual(exit_code(await proto.ended), 128 + signal.SIGKILL)
+
+    async def test_kill_signals_our_init_without_a_runtime_process(self) -> None:
+        container_id, proto, pid = await self.start(
+            ["sh", "-c", "trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done"])
+        self.assertEqual(self.runtime.children, {container_id: pid})
+        await self.until_output(proto, b"ready")
+        path, self.runtime.path = self.runtime.path, "/nonexistent/runtime"
+        try:
+            await self.runtime.kill(container_id, signal.SIGTERM)
+        finally:
+            self.runtime.path = path
+        self.assertEqual(exit_code(await proto.ended), 42)
+        # Reaped: from now on its pid may be anyone's, and is forgotten.
+        self.assertEqual(self.runtime.children, {})
 
 
 class CrunTests(RuntimeTestsMixin, TestCase):
