@@ -41,6 +41,25 @@ def write_bytes(path: str, data: bytes, mode: int = 0o644, durable: bool = True)
         fsync_dir(directory)
 
 
+def rewrite(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` over ``path`` in place: no temporary file, no rename,
+    no fsync.  Not atomic, so only for files made afresh before each use
+    that nothing reads in between (a container's /etc files and runtime
+    bundle, rewritten at every start): a crash mid-write leaves a torn copy
+    that the next start rewrites anyway, and each start saves a file
+    creation and a rename (~0.5 ms here).  The inode stays, so a running
+    container that bind-mounts the file sees the new content."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
+                 mode)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(directory: str) -> None:
     dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:

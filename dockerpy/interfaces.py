@@ -31,8 +31,13 @@ class IStorageDriver(Interface):
         :raises dockerpy.errors.NotFound: the parent does not exist.
         """
 
-    def remove(layer_id):
-        """Remove a layer (unmounting it first if needed).  Missing: no error."""
+    def remove(layer_id, later=None):
+        """Remove a layer (unmounting it first if needed).  Missing: no error.
+
+        With ``later`` (a list) the layer is gone at once, but its content,
+        renamed away, is appended to ``later`` as a path for the caller to
+        delete (``shutil.rmtree``) when it suits; what a crash leaves of it
+        is swept at the next start."""
 
     def exists(layer_id):
         """:return: whether the layer exists."""
@@ -132,6 +137,12 @@ class IRuntime(Interface):
 
     def delete(container_id, force):
         """Remove the runtime's state for the container.  Deferred; missing is fine."""
+
+    def settled(container_id):
+        """Deferred firing once the runtime is done with a container that
+        exited (a runtime may report the exit first and forget the stopped
+        container, its cgroup and its state, meanwhile).  Wait for it
+        before deleting or running the same container again."""
 
     def pause(container_id):
         """Freeze the container (cgroup freezer).  Deferred."""

@@ -197,7 +197,7 @@ def write(cdir: str, hostname: str, domainname: str, host_network: bool, extra_h
     mounts = []
     for name, text in files.items():
         path = os.path.join(cdir, name)
-        atomic.write_bytes(path, text.encode(), 0o644, durable=False)
+        atomic.rewrite(path, text.encode(), 0o644)
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": path,
                        "options": ["rbind", "rprivate"]})
     return mounts

@@ -78,6 +78,9 @@ class ContainerRecord:
         return self.id[:12]
 
 
+_REMOVING = ".removing-"
+
+
 class RecordStore:
     """Container records under ``<data-root>/containers``."""
 
@@ -100,8 +103,13 @@ class RecordStore:
                           durable)
 
     def load_all(self) -> list[ContainerRecord]:
+        import shutil
+
         out = []
         for cid in sorted(os.listdir(self.root)):
+            if cid.startswith(_REMOVING):
+                shutil.rmtree(os.path.join(self.root, cid), ignore_errors=True)
+                continue
             path = os.path.join(self.root, cid, "config.json")
             try:
                 out.append(ContainerRecord.from_json(atomic.read_json(path)))
@@ -109,7 +117,18 @@ class RecordStore:
                 continue  # a container whose creation never completed
         return out
 
-    def delete(self, cid: str) -> None:
+    def delete(self, cid: str, later: list[str] | None = None) -> None:
+        """Remove the container's directory; with ``later``, rename it away
+        and append its new path for the caller to delete (``load_all``
+        sweeps what a crash left)."""
         import shutil
 
-        shutil.rmtree(self.dir(cid), ignore_errors=True)
+        if later is None:
+            shutil.rmtree(self.dir(cid), ignore_errors=True)
+            return
+        doomed = os.path.join(self.root, f"{_REMOVING}{cid}")
+        try:
+            os.rename(self.dir(cid), doomed)
+        except FileNotFoundError:
+            return
+        later.append(doomed)

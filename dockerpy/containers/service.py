@@ -517,17 +517,25 @@ class ContainerService:
             pass
         import json
 
-        atomic.write_bytes(os.path.join(bundle, "config.json"), json.dumps(spec).encode(), 0o600,
-                           durable=False)
+        atomic.rewrite(os.path.join(bundle, "config.json"), json.dumps(spec).encode(), 0o600)
 
     async def _cleanup_after_run(self, rec, runtime, bundle: str, force: bool) -> None:
+        """Forget the runtime's container, unmount, and leave the network.
+
+        After an exit (``force`` false) the unmount runs while the runtime
+        settles (forgets the stopped container): nothing runs in the rootfs
+        any more, as the kernel ends every process of a pid namespace before
+        its init can be reaped.  After a failed start the runtime's delete
+        (which kills what it started) comes first."""
+        unmounted = None if force else self._in_thread(self._unmount_and_clear, rec, bundle)
+        await runtime.settled(rec.id)
         if force or os.path.exists(os.path.join(runtime.state_root, rec.id)):
             try:
                 await runtime.delete(rec.id, True)
             except Exception:
                 log.failure("runtime delete of {cid} failed", cid=rec.id)
         try:
-            await self._in_thread(self._unmount_and_clear, rec, bundle)
+            await (unmounted or self._in_thread(self._unmount_and_clear, rec, bundle))
         except Exception:
             log.failure("unmount of {cid} failed", cid=rec.id)
         if self.network is not None:
@@ -716,7 +724,7 @@ class ContainerService:
             for att in self._pending_attach.pop(rec.id, []):
                 att.end()
             self._init_users[rec.init_layer_id] -= 1
-            await self._in_thread(self._remove_files, rec)
+            doomed = await self._in_thread(self._remove_files, rec)
         finally:
             self._removing.discard(rec.id)
         if rec.mounts:
@@ -731,13 +739,20 @@ class ContainerService:
             d.callback(rec.state.exit_code)
         for d in self._exit_waiters.pop(rec.id, []):
             d.callback(rec.state.exit_code)
+        # The files themselves go after the client heard that the container
+        # is: they were renamed out of the way, so nothing can see them.
+        self._in_thread(_delete_trees, doomed).addErrback(
+            lambda f: log.failure("deleting the files of {cid}", f, cid=rec.id))
 
-    def _remove_files(self, rec: ContainerRecord) -> None:
+    def _remove_files(self, rec: ContainerRecord) -> list[str]:
+        """:return: the renamed-away directories still to delete."""
+        doomed: list[str] = []
         if self.driver.is_mounted(rec.layer_id):
             self.driver.unmount(rec.layer_id)
-        self.driver.remove(rec.layer_id)
-        self.records.delete(rec.id)
+        self.driver.remove(rec.layer_id, later=doomed)
+        self.records.delete(rec.id, later=doomed)
         self.images.release_layer(rec.id)
+        return doomed
 
     async def sweep_init_layers(self) -> None:
         """Remove the init layers of images that are gone, once no container
@@ -922,6 +937,11 @@ class ContainerService:
             timeout, self._by_id[cid].config.get("StopTimeout") or timeout)))
             for cid in running]
         await defer.DeferredList(results, consumeErrors=True)
+
+
+def _delete_trees(paths: list[str]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _start_error_code(message: str) -> int:

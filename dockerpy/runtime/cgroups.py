@@ -12,6 +12,7 @@ directories: call :func:`remove_cgroup_parent` from the thread pool.
 """
 
 import errno
+import functools
 import hashlib
 import os
 from typing import Optional
@@ -39,11 +40,18 @@ def cgroup_mode(root: str = CGROUP_ROOT,
     return LEGACY
 
 
+@functools.cache
+def host_cgroup_mode() -> str:
+    """:func:`cgroup_mode` of this host, read once (asked at every start;
+    the layout does not change under a running daemon)."""
+    return cgroup_mode()
+
+
 def cgroup_version(mode: Optional[str] = None) -> str:
     """``CgroupVersion`` of ``docker info``: moby reports ``"2"`` only on a
     pure v2 host and ``"1"`` on hybrid hosts (``daemon/info_unix.go``
     tests ``cgroups.Mode() == cgroups.Unified``)."""
-    return "2" if (mode or cgroup_mode()) == UNIFIED else "1"
+    return "2" if (mode or host_cgroup_mode()) == UNIFIED else "1"
 
 
 def cgroup_driver() -> str:
@@ -55,7 +63,7 @@ def cgroup_driver() -> str:
 def default_cgroupns_mode(mode: Optional[str] = None) -> str:
     """Docker's default cgroup namespace mode: ``private`` on a pure v2 host,
     ``host`` otherwise (moby ``daemon/config``)."""
-    return "private" if (mode or cgroup_mode()) == UNIFIED else "host"
+    return "private" if (mode or host_cgroup_mode()) == UNIFIED else "host"
 
 
 def cgroup_parent_for(data_root: str) -> str:

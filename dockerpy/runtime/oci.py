@@ -357,6 +357,7 @@ class _DetachedWatcher(_StartWatcher):
         super().__init__(*args, **kwargs)
         self._init_reason: Optional[Failure] = None
         self._pipes_closed = False
+        self.cgroups_path = ""  # the spec's, for forgetting the stopped container
 
     def _pid_known(self, pid: int) -> None:
         # Nobody reaps the init but us (the detached runtime never waits for
@@ -388,23 +389,15 @@ class _DetachedWatcher(_StartWatcher):
         self._maybe_end()
 
     def _init_ended(self, status: int) -> None:
-        """The init exited: forget the stopped container as ``<rt> delete``
-        would (its cgroup, its state directory) without spawning the
-        runtime again, then report the exit."""
-        from twisted.internet.threads import deferToThreadPool
-
+        """The init exited: report it, and forget the stopped container as
+        ``<rt> delete`` would (its cgroup, its state directory) without
+        spawning the runtime again."""
         self.runtime.children.pop(self.container_id, None)
-        reactor = self.runtime.reactor
-        d = deferToThreadPool(reactor, reactor.getThreadPool(), _forget_stopped,
-                              self.runtime.state_root, self.container_id, self.bundle)
-        d.addErrback(lambda f: log.failure("forgetting the stopped container {id}", f,
-                                           id=self.container_id))
-
-        def report(_: object) -> None:
-            self._init_reason = _wait_reason(status)
-            self._maybe_end()
-
-        d.addBoth(report)
+        self.runtime.forget_stopped(self.container_id, self.cgroups_path)
+        # Reported at once: the caller cleans up (unmounts) meanwhile, and
+        # waits for settled() before it touches the runtime's state again.
+        self._init_reason = _wait_reason(status)
+        self._maybe_end()
 
     def _maybe_end(self) -> None:
         if self._init_reason is None or not self._pipes_closed:
@@ -415,16 +408,11 @@ class _DetachedWatcher(_StartWatcher):
         self.inner.processEnded(reason)
 
 
-def _forget_stopped(state_root: str, container_id: str, bundle: str) -> None:
+def _forget_stopped(state_root: str, container_id: str, cgroups_path: str) -> None:
     """Blocking: what ``<rt> delete`` does for a stopped container with no
-    hooks: remove its cgroup (the bundle's ``cgroupsPath``; left alone if
-    something still runs in it) and its state directory."""
-    cgroups_path = ""
-    try:
-        spec = atomic.read_json(os.path.join(bundle, "config.json"))
-        cgroups_path = spec["linux"].get("cgroupsPath") or ""
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    hooks: remove its cgroup (the spec's ``cgroupsPath``, read at start: the
+    bundle may be gone by now; left alone if something still runs in it)
+    and its state directory."""
     if cgroups_path and ":" not in cgroups_path:  # a cgroupfs path, not systemd's
         busy = cgroups.remove_cgroup_parent(cgroups_path)
         if busy:
@@ -483,6 +471,8 @@ class OCIRuntime:
         #: Container id -> pid of its init, for the inits that are our
         #: children (``run --detach`` under a subreaper) and not reaped yet.
         self.children: dict[str, int] = {}
+        #: Container id -> the forgetting of its stopped state, in flight.
+        self._forgetting: dict[str, Deferred] = {}
 
     def __repr__(self) -> str:
         return f"OCIRuntime({self.name!r}, {self.path!r}, {self.state_root!r})"
@@ -537,6 +527,30 @@ class OCIRuntime:
             _CommandProtocol(done), self.path, [self.path, "--version"],
             env=self.env, childFDs={0: "w", 1: "r", 2: "r"})
         return done.addCallback(lambda r: parse(r[1]))
+
+    def forget_stopped(self, container_id: str, cgroups_path: str) -> None:
+        """In the thread pool: what ``<rt> delete`` does for a container
+        whose init we reaped (see :func:`_forget_stopped`)."""
+        from twisted.internet.threads import deferToThreadPool
+
+        d = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), _forget_stopped,
+                              self.state_root, container_id, cgroups_path)
+        d.addErrback(lambda f: log.failure("forgetting the stopped container {id}", f,
+                                           id=container_id))
+        self._forgetting[container_id] = d
+
+        def done(_: object) -> None:
+            if self._forgetting.get(container_id) is d:
+                del self._forgetting[container_id]
+        d.addBoth(done)
+
+    def settled(self, container_id: str) -> Deferred:
+        pending = self._forgetting.get(container_id)
+        if pending is None:
+            return succeed(None)
+        done: Deferred = Deferred()
+        pending.addBoth(lambda result: (done.callback(None), result)[1])
+        return done
 
     def kill(self, container_id: str, signal: int) -> Deferred:
         pid = self.children.get(container_id)
@@ -610,11 +624,12 @@ class OCIRuntime:
                 os.unlink(stale)
             except FileNotFoundError:
                 pass
-        terminal = False
+        terminal, cgroups_path = False, ""
         try:
-            terminal = bool(atomic.read_json(
-                os.path.join(bundle, "config.json"))["process"].get("terminal"))
-        except (OSError, ValueError, KeyError, TypeError):
+            spec = atomic.read_json(os.path.join(bundle, "config.json"))
+            terminal = bool(spec["process"].get("terminal"))
+            cgroups_path = spec["linux"].get("cgroupsPath") or ""
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
         argv = self._base_args() + [
             "--log", os.path.join(bundle, RUNTIME_LOG), "--log-format", "json",
@@ -631,6 +646,7 @@ class OCIRuntime:
             at = argv.index("run", 1) + 1
             argv = argv[:at] + ["--detach"] + argv[at:]
             watcher = _DetachedWatcher(self, container_id, bundle, pid_file, protocol, started)
+            watcher.cgroups_path = cgroups_path
         else:
             watcher = _StartWatcher(self, container_id, bundle, pid_file, protocol, started)
         return _spawn_piped(self, watcher, argv, stdin, started)

@@ -251,7 +251,7 @@ class Overlay2Driver:
                 raise
             atomic.fsync_dir(self.home)
 
-    def remove(self, layer_id: str) -> None:
+    def remove(self, layer_id: str, later: list[str] | None = None) -> None:
         path = self._dir(layer_id)
         with self._lock:
             if not os.path.isdir(path):
@@ -266,7 +266,10 @@ class Overlay2Driver:
                     os.unlink(os.path.join(self.home, "l", short))
                 except FileNotFoundError:
                     pass
-        shutil.rmtree(doomed)
+        if later is not None:
+            later.append(doomed)
+        else:
+            shutil.rmtree(doomed)
 
     def apply_diff(self, layer_id: str, stream: BinaryIO) -> int:
         path = self._require(layer_id)

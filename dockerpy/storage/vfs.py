@@ -190,7 +190,7 @@ class VfsDriver:
             raise
         atomic.fsync_dir(self._dirs)
 
-    def remove(self, layer_id: str) -> None:
+    def remove(self, layer_id: str, later: list[str] | None = None) -> None:
         path = self._dir(layer_id)
         with self._lock:
             self._refs.pop(layer_id, None)
@@ -202,7 +202,10 @@ class VfsDriver:
                 os.unlink(os.path.join(self._meta, layer_id))
             except FileNotFoundError:
                 pass
-        shutil.rmtree(doomed)
+        if later is not None:
+            later.append(doomed)
+        else:
+            shutil.rmtree(doomed)
 
     def apply_diff(self, layer_id: str, stream: BinaryIO) -> int:
         path = self._require(layer_id)

@@ -53,6 +53,17 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self._path)
 
 
+def settled_listdir(path: str, timeout: float = 30.0) -> list[str]:
+    """``os.listdir(path)`` once no ``.removing-*`` entry is left: a removal
+    answers once its files are renamed away and deletes them just after."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names = os.listdir(path)
+        if not any(n.startswith(".removing-") for n in names) or time.monotonic() > deadline:
+            return names
+        time.sleep(0.05)
+
+
 def _mounts_under(prefix: str) -> list[str]:
     out = []
     with open("/proc/self/mountinfo") as f:

@@ -113,6 +113,9 @@ class FakeRuntime:
         self.deleted.append(container_id)
         return defer.succeed(None)
 
+    def settled(self, container_id):
+        return defer.succeed(None)
+
     def pause(self, container_id):
         if container_id not in self.running:
             return defer.fail(errors.Conflict(f"Container {container_id} is not running"))

@@ -55,11 +55,17 @@ class FakeStorageDriver:
                 raise NotFound(f"parent layer {parent_id} does not exist")
             self.layers[layer_id] = _FakeLayer(parent_id)
 
-    def remove(self, layer_id: str) -> None:
+    def remove(self, layer_id: str, later: list[str] | None = None) -> None:
         with self._lock:
             if self.layers.pop(layer_id, None) is not None:
                 self.removed.append(layer_id)
-        shutil.rmtree(os.path.join(self.home, layer_id), ignore_errors=True)
+        path = os.path.join(self.home, layer_id)
+        if later is not None and os.path.isdir(path):
+            doomed = os.path.join(self.home, f".removing-{layer_id}")
+            os.rename(path, doomed)
+            later.append(doomed)
+            return
+        shutil.rmtree(path, ignore_errors=True)
 
     def exists(self, layer_id: str) -> bool:
         return layer_id in self.layers

@@ -428,6 +428,23 @@ def make_storage_driver_tests(factory: Callable[[TestCase], IStorageDriver]) -> 
             self.assertFalse(self.driver.exists("c"))
             self.driver.cleanup()
 
+        def test_remove_later_takes_the_layer_at_once_and_hands_over_its_files(self) -> None:
+            self.driver.create("a", None)
+            self.driver.create("c", "a")
+            root = self.driver.mount("c")
+            with open(os.path.join(root, "written"), "wb") as f:
+                f.write(b"x")
+            later: list[str] = []
+            self.driver.remove("c", later=later)
+            self.assertFalse(self.driver.exists("c"))
+            self.assertEqual(len(later), 1)
+            self.assertTrue(os.path.isdir(later[0]))
+            # The layer's name is free again at once.
+            self.driver.create("c", "a")
+            shutil.rmtree(later[0])
+            self.driver.remove("c")
+            self.driver.cleanup()
+
         # -- changes and diffs ----------------------------------------------
 
         def container(self) -> tuple[str, str]:

@@ -228,6 +228,17 @@ class LifecycleTests(ServiceTestBase):
         self.assertEqual(self.successResultOf(removed), 0)
         self.assertRaises(errors.NotFound, self.svc.get, rec.id)
 
+    def test_removed_record_is_renamed_away_and_a_crash_leftover_is_swept(self):
+        rec = self.create(name="c8b")
+        later: list[str] = []
+        self.records.delete(rec.id, later=later)
+        self.assertFalse(os.path.exists(self.records.dir(rec.id)))
+        self.assertEqual(len(later), 1)
+        self.assertTrue(os.path.exists(os.path.join(later[0], "config.json")))
+        # The daemon died before deleting it: the next start sweeps it.
+        self.assertEqual(RecordStore(self.records.root).load_all(), [])
+        self.assertFalse(os.path.exists(later[0]))
+
     def test_kill_of_stopped_container_is_conflict(self):
         self.create(name="c9")
         e = self.fail_(self.svc.kill("c9"), errors.Conflict)

@@ -14,7 +14,7 @@ import tarfile
 import tempfile
 
 
-from dockerpy.test.daemon_fixture import DaemonTestCase
+from dockerpy.test.daemon_fixture import DaemonTestCase, settled_listdir
 
 
 class CLITestBase(DaemonTestCase):
@@ -340,7 +340,7 @@ class FilesystemTests(CLITestBase):
         home = os.path.join(self.daemon.data_root, "storage", self.storage_driver)
         # the drivers' own bookkeeping directories stay; they must be empty
         bookkeeping = ("l", "dir", "meta")
-        self.assertEqual(sorted(n for n in os.listdir(home) if n not in bookkeeping), [])
+        self.assertEqual(sorted(n for n in settled_listdir(home) if n not in bookkeeping), [])
         for sub in bookkeeping:
             if os.path.isdir(os.path.join(home, sub)):
                 self.assertEqual(os.listdir(os.path.join(home, sub)), [])

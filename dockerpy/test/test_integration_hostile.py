@@ -13,7 +13,7 @@ import os
 import socket
 import tarfile
 
-from dockerpy.test.daemon_fixture import DaemonTestCase
+from dockerpy.test.daemon_fixture import DaemonTestCase, settled_listdir
 
 
 def _tar(entries) -> bytes:
@@ -45,7 +45,7 @@ class HostileInputTests(DaemonTestCase):
         home = os.path.join(self.daemon.data_root, "storage", "overlay2")
         # An image's init layer outlives its containers (kept for the next
         # one, removed with the image): not a leak.
-        return {n for n in os.listdir(home) if n != "l" and not n.endswith("-init")} \
+        return {n for n in settled_listdir(home) if n != "l" and not n.endswith("-init")} \
             if os.path.isdir(home) else set()
 
     def assertNoNewLayers(self):

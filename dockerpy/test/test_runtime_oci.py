@@ -255,6 +255,7 @@ class RuntimeTestsMixin:
         self.assertEqual((await self.runtime.state(container_id))["status"], "running")
         await self.runtime.kill(container_id, signal.SIGKILL)
         await proto.ended
+        await self.runtime.settled(container_id)
         self.assertEqual(await self.runtime.list(), [])
 
     async def test_container_cgroup_under_parent_then_removed(self) -> None:
@@ -264,6 +265,7 @@ class RuntimeTestsMixin:
         self.assertNotEqual(cgroups.remove_cgroup_parent(self.cgroup_parent), [])
         await self.runtime.kill(container_id, signal.SIGKILL)
         await proto.ended
+        await self.runtime.settled(container_id)
         self.assertEqual(cgroups.remove_cgroup_parent(self.cgroup_parent), [])
         for mountpoint in cgroups.cgroup_mountpoints():
             self.assertFalse(os.path.exists(mountpoint + self.cgroup_parent))
@@ -304,6 +306,20 @@ class DetachedRuncTests(RuncTests):
         self.assertEqual(ppid, os.getpid())
         await self.runtime.kill(self._last_id, signal.SIGKILL)
         self.assertEqual(exit_code(await proto.ended), 128 + signal.SIGKILL)
+
+    async def test_settled_once_the_stopped_container_is_forgotten(self) -> None:
+        """The exit is reported at once; the cgroup and the runtime's state
+        go meanwhile, and settled() says when they are gone."""
+        container_id, proto, pid = await self.start(["true"])
+        await proto.ended
+        await self.runtime.settled(container_id)
+        self.assertFalse(os.path.exists(os.path.join(self.state_root, container_id)))
+        for mountpoint in cgroups.cgroup_mountpoints():
+            self.assertFalse(os.path.exists(os.path.join(
+                mountpoint, cgroups.cgroups_path(self.cgroup_parent, container_id).lstrip("/"))))
+        self.assertEqual(self.runtime.children, {})
+        # Nothing pending: settled() answers at once.
+        self.assertTrue(self.runtime.settled(container_id).called)
 
     async def test_kill_signals_our_init_without_a_runtime_process(self) -> None:
         container_id, proto, pid = await self.start(
