@@ -41,6 +41,22 @@ def write_bytes(path: str, data: bytes, mode: int = 0o644, durable: bool = True)
         fsync_dir(directory)
 
 
+def write_new(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Create ``path`` (it must not exist) holding ``data``, fsynced.  For a
+    file inside a directory that is itself made under a temporary name and
+    renamed into place: that rename is the atomic step, so the file needs no
+    temporary name of its own; the caller fsyncs the directory before it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def rewrite(path: str, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` over ``path`` in place: no temporary file, no rename,
     no fsync.  Not atomic, so only for files made afresh before each use

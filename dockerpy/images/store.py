@@ -1327,7 +1327,14 @@ class ImageStore:
         with self._lock:
             if chain not in self._layers:
                 raise no_such_image(image.id)
-            atomic.write_bytes(os.path.join(self._owners_dir, owner), chain.encode())
+            path = os.path.join(self._owners_dir, owner)
+            if owner in self._owners:
+                atomic.write_bytes(path, chain.encode())
+            else:
+                # A new owner's file needs no temporary name: a torn one (a
+                # crash) names no layer, and loading drops it.
+                atomic.write_new(path, chain.encode())
+                atomic.fsync_dir(self._owners_dir)
             self._owners[owner] = chain
             return self._layers[chain].cache_id
 

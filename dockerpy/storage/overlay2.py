@@ -236,11 +236,14 @@ class Overlay2Driver:
             try:
                 os.chmod(tmp, 0o710)
                 os.mkdir(os.path.join(tmp, "diff"), 0o755)
-                atomic.write_bytes(os.path.join(tmp, "link"), short.encode())
+                # Fresh files in a fresh directory: its rename below is the
+                # atomic step, so they need no temporary names of their own.
+                atomic.write_new(os.path.join(tmp, "link"), short.encode())
                 if lower is not None:
                     os.mkdir(os.path.join(tmp, "work"), 0o700)
                     os.mkdir(os.path.join(tmp, "merged"), 0o700)
-                    atomic.write_bytes(os.path.join(tmp, "lower"), lower.encode())
+                    atomic.write_new(os.path.join(tmp, "lower"), lower.encode())
+                atomic.fsync_dir(tmp)
                 os.symlink(f"../{layer_id}/diff", link)
                 linked = True
                 os.rename(tmp, final)

@@ -46,3 +46,17 @@ class RewriteTests(SynchronousTestCase):
         os.symlink(target, self.path)
         self.assertRaises(OSError, atomic.rewrite, self.path, b"x")
         self.assertFalse(os.path.exists(target))
+
+
+class WriteNewTests(SynchronousTestCase):
+    def test_creates_the_file_with_its_mode_and_never_overwrites(self) -> None:
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "link")
+        atomic.write_new(path, b"ABC", 0o600)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"ABC")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        self.assertRaises(FileExistsError, atomic.write_new, path, b"other")
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"ABC")
