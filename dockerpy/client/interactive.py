@@ -179,9 +179,14 @@ def _pump_until_keys(cli: Cli, stream: Any, keys: bytes, detached: threading.Eve
             data = os.read(fd, 65536)
             if not data:
                 break
-            stream.write(data)
-            if escape.feed(data)[1]:
+            # Known before the keys leave: the daemon ends the stream on
+            # them, and the main thread, seeing that end, must find the
+            # attach detached (else it waits for the container's exit).
+            keys_seen = escape.feed(data)[1]
+            if keys_seen:
                 detached.set()
+            stream.write(data)
+            if keys_seen:
                 return
         stream.close_write()
     except OSError:

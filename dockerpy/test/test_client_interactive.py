@@ -107,3 +107,40 @@ class AttachCommandTests(SynchronousTestCase):
         rc, _, err = self.attach("web")
         self.assertEqual(rc, 1)
         self.assertIn(b"You cannot attach to a stopped container, start it first", err)
+
+
+class DetachKeysPumpTests(SynchronousTestCase):
+    """bin/docker's stdin pump on a terminal (``_pump_until_keys``)."""
+
+    def test_the_attach_is_marked_detached_before_the_keys_are_sent(self):
+        """The daemon ends the stream as soon as it has the keys; the main
+        thread, seeing that end, must already find the attach detached, or
+        it waits for the container to exit (the ``run -it`` hang)."""
+        import os
+        import threading
+        import types
+
+        from dockerpy.client.interactive import _pump_until_keys
+
+        detached = threading.Event()
+        sent: list[tuple[bytes, bool]] = []
+
+        class Stream:
+            def write(self, data: bytes) -> None:
+                sent.append((data, detached.is_set()))
+
+            def close_write(self) -> None:
+                sent.append((b"EOF", detached.is_set()))
+
+        read_end, write_end = os.pipe()
+        self.addCleanup(os.close, read_end)
+        os.write(write_end, b"ls\r")
+        os.write(write_end, b"\x10\x11")
+        os.close(write_end)
+        stdin = types.SimpleNamespace(fileno=lambda: read_end)
+        _pump_until_keys(types.SimpleNamespace(stdin=stdin), Stream(), b"\x10\x11", detached)
+        self.assertTrue(detached.is_set())
+        # Everything typed is sent (the daemon filters the keys), nothing
+        # after them, and the keys leave with the attach already detached.
+        self.assertEqual(b"".join(d for d, _ in sent), b"ls\r\x10\x11")
+        self.assertTrue(sent[-1][1])

@@ -31,7 +31,9 @@ def _controlling_tty() -> None:
 class Terminal:
     """A program on the slave side of a fresh pty whose size we choose."""
 
-    def __init__(self, argv: list[str], env: dict, rows: int, cols: int) -> None:
+    def __init__(self, argv: list[str], env: dict, rows: int, cols: int,
+                 daemon=None) -> None:
+        self.daemon = daemon
         self.master, slave = os.openpty()
         _set_size(slave, rows, cols)
         try:
@@ -87,6 +89,12 @@ class Terminal:
                 raise AssertionError(f"size never became {want!r}: {self.output!r}")
             time.sleep(0.1)
 
+    def context(self) -> str:
+        """The daemon's last log lines, for failure messages."""
+        if self.daemon is None:
+            return ""
+        return "\ndaemon log (end):\n" + self.daemon.read_log()[-3000:]
+
     def line_discipline(self) -> str:
         """How the program left its terminal, for failure messages: raw, or
         cooked with flow control (which would eat a ctrl-q)."""
@@ -103,7 +111,7 @@ class Terminal:
         while self.proc.poll() is None:
             if time.monotonic() > deadline:
                 raise AssertionError(f"the CLI never exited ({self.line_discipline()}); "
-                                     f"got {self.output!r}")
+                                     f"got {self.output!r}{self.context()}")
             if not self._read(0.2):
                 break
         code = self.proc.wait(GUARD)
@@ -123,7 +131,7 @@ class TTYTests(DaemonTestCase):
     client_argv = [DOCKER_CLI]
 
     def terminal(self, daemon, *args: str, rows: int = 24, cols: int = 80) -> Terminal:
-        term = Terminal([*self.client_argv, *args], daemon.env, rows, cols)
+        term = Terminal([*self.client_argv, *args], daemon.env, rows, cols, daemon)
         self.addCleanup(term.close)
         return term
 
