@@ -9,6 +9,7 @@ Docker's inspect and list JSON from it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Any
 
@@ -93,6 +94,18 @@ class RecordStore:
 
     def log_path(self, cid: str) -> str:
         return os.path.join(self.root, cid, f"{cid}-json.log")
+
+    def create(self, rec: ContainerRecord) -> None:
+        """The first save of a new container, durable.  Its directory is new,
+        so the record needs no temporary name: a torn one (a crash) does not
+        load, as if the container had never been made."""
+        directory = self.dir(rec.id)
+        os.makedirs(directory, exist_ok=True)
+        atomic.write_new(os.path.join(directory, "config.json"),
+                         json.dumps(rec.to_json(), sort_keys=True,
+                                    separators=(",", ":")).encode(), 0o600)
+        atomic.fsync_dir(directory)
+        atomic.fsync_dir(self.root)
 
     def save(self, rec: ContainerRecord, durable: bool = True) -> None:
         """:param durable: fsync too.  A run's start and exit skip it: after a

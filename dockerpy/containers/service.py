@@ -316,7 +316,7 @@ class ContainerService:
                         self.driver.apply_diff(rec.init_layer_id, tmp)
                 self.driver.create(rec.layer_id, rec.init_layer_id)
             made.append(rec.layer_id)
-            self.records.save(rec)
+            self.records.create(rec)
         except BaseException:
             for layer in reversed(made):
                 self.driver.remove(layer)
