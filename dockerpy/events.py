@@ -16,8 +16,7 @@ from typing import Callable
 
 from twisted.logger import Logger
 
-from dockerpy import errors
-from dockerpy.filters import label_match
+from dockerpy.filters import check_keys, label_match
 from dockerpy.logfilter import engine_log
 
 log = Logger(observer=engine_log)
@@ -63,9 +62,7 @@ def _strip_tag(ref: str) -> str:
 
 
 def check_filters(filters: dict[str, list[str]]) -> None:
-    for key in filters:
-        if key not in FILTERS:
-            raise errors.InvalidParameter(f"invalid filter '{key}'")
+    check_keys(filters, FILTERS)
 
 
 def matches(event: dict, filters: dict[str, list[str]]) -> bool:

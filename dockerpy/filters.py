@@ -6,6 +6,15 @@ from __future__ import annotations
 
 import re
 
+from dockerpy import errors
+
+
+def check_keys(filters: dict[str, list[str]], allowed) -> None:
+    """Refuse a filter key outside ``allowed`` with dockerd's 400."""
+    for key in filters:
+        if key not in allowed:
+            raise errors.InvalidParameter(f"invalid filter '{key}'")
+
 
 def label_match(labels: dict, wanted: list[str]) -> bool:
     """Every ``key`` or ``key=value`` in ``wanted`` holds for ``labels``."""

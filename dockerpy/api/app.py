@@ -21,6 +21,7 @@ from twisted.web.server import Site
 from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
 
 from dockerpy import errors
+from dockerpy.filters import check_keys
 from dockerpy.api.hijack import HijackableChannel
 from dockerpy.logfilter import engine_log
 
@@ -171,10 +172,8 @@ def parse_filters(raw: str | None) -> dict[str, list[str]]:
     return out
 
 
-def check_filters(filters: dict[str, list[str]], allowed: set[str]) -> None:
-    for key in filters:
-        if key not in allowed:
-            raise errors.InvalidParameter(f"invalid filter '{key}'")
+# The routes' name for the engine's filter-key check.
+check_filters = check_keys
 
 
 def make_app(installers: list[Callable[[Klein], None]]) -> Klein:

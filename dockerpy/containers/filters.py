@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dockerpy import errors
-from dockerpy.filters import label_match
+from dockerpy.filters import check_keys, label_match
 from dockerpy.timeutil import parse_rfc3339, parse_timestamp_arg
 
 LIST_FILTERS = {"id", "name", "label", "status", "ancestor", "exited", "before", "since",
@@ -15,9 +15,7 @@ STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", 
 
 def matches_list(rec, filters: dict[str, list[str]], image_matches) -> bool:
     """:param image_matches: callable(ref, image_id) -> bool for ``ancestor``."""
-    for key in filters:
-        if key not in LIST_FILTERS:
-            raise errors.InvalidParameter(f"invalid filter '{key}'")
+    check_keys(filters, LIST_FILTERS)
     if "id" in filters and not any(rec.id.startswith(v) for v in filters["id"]):
         return False
     if "name" in filters and not any(v.lstrip("/") in rec.name for v in filters["name"]):
@@ -48,9 +46,7 @@ def matches_list(rec, filters: dict[str, list[str]], image_matches) -> bool:
 
 
 def matches_prune(rec, filters: dict[str, list[str]], now: float) -> bool:
-    for key in filters:
-        if key not in PRUNE_FILTERS:
-            raise errors.InvalidParameter(f"invalid filter '{key}'")
+    check_keys(filters, PRUNE_FILTERS)
     if "until" in filters:
         limit = min(parse_timestamp_arg(v, now) for v in filters["until"])
         if parse_rfc3339(rec.created) >= limit:

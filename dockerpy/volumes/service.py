@@ -17,6 +17,7 @@ import secrets
 from typing import Any, Callable
 
 from dockerpy import errors
+from dockerpy.filters import check_keys
 from dockerpy.volumes import mounts as mountlib
 from dockerpy.volumes.local import LocalDriver, validate_name
 
@@ -166,9 +167,7 @@ class VolumeService:
         prune_all = all_by_default if not all_values else all_values[-1].lower() in ("true",
                                                                                    "1")
         flt = {k: v for k, v in filters.items() if k in ("label", "label!")}
-        for key in filters:
-            if key not in ("label", "label!", "all"):
-                raise errors.InvalidParameter(f"invalid filter '{key}'")
+        check_keys(filters, ("label", "label!", "all"))
         deleted, reclaimed = [], 0
         for vol in await self.list(flt):
             name = vol["Name"]
