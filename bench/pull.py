@@ -14,6 +14,7 @@ by default, so neither needs a flag.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import hashlib
 import json
@@ -83,29 +84,41 @@ def measure(targets: list[Target], name: str, runs: int) -> dict[str, dict]:
     return {k: summary(v) for k, v in samples.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(description: str) -> argparse.Namespace:
+    """The options of the registry benchmarks (pull.py, push.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--mb", type=int, default=50)
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("-n", "--runs", type=int, default=3)
     add_target_args(parser)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+@contextlib.contextmanager
+def image_and_targets(args: argparse.Namespace, repo: str):
+    """A registry on 127.0.0.1 holding ``repo:1`` (``args.layers`` layers of
+    ``args.mb`` MB), and the targets; :return: (registry, reference,
+    compressed size, targets).  Stops the targets and the registry after."""
     reg = LocalRegistry()
     targets: list[Target] = []
     try:
         reg.start()
-        size = make_image(reg, "bench/big", "1", args.mb, args.layers)
-        name = f"{reg.host}/bench/big:1"
+        size = make_image(reg, repo, "1", args.mb, args.layers)
         targets = targets_from_args(args)
+        yield reg, f"{reg.host}/{repo}:1", size, targets
+    finally:
+        stop_all(targets)
+        reg.destroy()
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    with image_and_targets(args, "bench/big") as (reg, name, size, targets):
         results = measure(targets, name, args.runs)
         print(f"pull of {args.layers} layers, {size / 1e6:.1f} MB compressed, "
               f"from {reg.host} ({args.runs} runs)")
         for target_name, s in results.items():
             print(f"  {target_name:10s} {fmt_seconds(s)}  {size / 1e6 / s['median']:.0f} MB/s")
-    finally:
-        stop_all(targets)
-        reg.destroy()
-
 
 if __name__ == "__main__":
     main()

@@ -14,14 +14,12 @@ registry range for both daemons by default, so neither needs a flag.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (Target, add_target_args, fmt_seconds, stop_all, summary,  # noqa: E402
-                     targets_from_args, timed)
-from pull import make_image  # noqa: E402
+from _common import Target, fmt_seconds, summary, timed  # noqa: E402
+from pull import image_and_targets, parse_args  # noqa: E402
 
 from dockerpy.test.test_registry_integration import LocalRegistry  # noqa: E402
 
@@ -44,19 +42,8 @@ def measure(targets: list[Target], source: str, runs: int) -> dict[str, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mb", type=int, default=50)
-    parser.add_argument("--layers", type=int, default=5)
-    parser.add_argument("-n", "--runs", type=int, default=3)
-    add_target_args(parser)
-    args = parser.parse_args()
-    src = LocalRegistry()
-    targets: list[Target] = []
-    try:
-        src.start()
-        size = make_image(src, "bench/src", "1", args.mb, args.layers)
-        source = f"{src.host}/bench/src:1"
-        targets = targets_from_args(args)
+    args = parse_args(__doc__.splitlines()[0])
+    with image_and_targets(args, "bench/src") as (_, source, size, targets):
         for target in targets:
             target.cli("pull", "-q", source, timeout=600)
         results = measure(targets, source, args.runs)
@@ -67,10 +54,6 @@ def main() -> None:
             print(f"  {target_name:10s} {fmt_seconds(s)}  {args.mb / s['median']:.0f} MB/s")
         for target in targets:
             target.cli("rmi", "-f", source, check=False)
-    finally:
-        stop_all(targets)
-        src.destroy()
-
 
 if __name__ == "__main__":
     main()
