@@ -126,6 +126,22 @@ class DownloadTestBase(unittest.TestCase):
 
 
 class ResumeTests(DownloadTestBase):
+    def with_partial(self, content):
+        """A registry serving a big image, and a partial download of its
+        first layer left by an earlier attempt, holding ``content(image)``.
+
+        :return: (registry, image, that layer's digest, host, tmp dir)."""
+        reg = CuttingRegistry()
+        image = BigImage()
+        reg.add("test/big", "1", image)
+        big = sha(image.layers[0])
+        host = self.listen(reg)
+        tmp = os.path.join(self.tmp, "registry", "tmp")
+        os.makedirs(tmp)
+        with open(partial_path(tmp, big), "wb") as f:
+            f.write(content(image))
+        return reg, image, big, host, tmp
+
     async def test_cut_connection_resumes_with_range_and_fetches_only_the_rest(self):
         reg = CuttingRegistry()
         image = BigImage()
@@ -145,15 +161,7 @@ class ResumeTests(DownloadTestBase):
         self.assertEqual(os.listdir(service.tmp), [])
 
     async def test_partial_file_from_an_earlier_attempt_is_resumed(self):
-        reg = CuttingRegistry()
-        image = BigImage()
-        reg.add("test/big", "1", image)
-        big = sha(image.layers[0])
-        host = self.listen(reg)
-        tmp = os.path.join(self.tmp, "registry", "tmp")
-        os.makedirs(tmp)
-        with open(partial_path(tmp, big), "wb") as f:
-            f.write(image.layers[0][:12345])
+        reg, image, big, host, tmp = self.with_partial(lambda image: image.layers[0][:12345])
         service = self.service()
         await self.pull(service, f"{host}/test/big:1", [])
         self.assertEqual(self.store.resolve(f"{host}/test/big:1").id, image.id)
@@ -161,15 +169,7 @@ class ResumeTests(DownloadTestBase):
                          [("bytes=12345-", len(image.layers[0]) - 12345)])
 
     async def test_corrupt_partial_file_fails_verification_and_is_dropped(self):
-        reg = CuttingRegistry()
-        image = BigImage()
-        reg.add("test/big", "1", image)
-        big = sha(image.layers[0])
-        host = self.listen(reg)
-        tmp = os.path.join(self.tmp, "registry", "tmp")
-        os.makedirs(tmp)
-        with open(partial_path(tmp, big), "wb") as f:
-            f.write(b"\0" * 100)
+        reg, image, big, host, tmp = self.with_partial(lambda image: b"\0" * 100)
         service = self.service()
         with self.assertRaises(Exception) as cm:
             await self.pull(service, f"{host}/test/big:1", [])
@@ -183,18 +183,10 @@ class ResumeTests(DownloadTestBase):
 
 
     async def test_a_partial_file_linked_by_a_layer_is_never_written_to(self):
-        reg = CuttingRegistry()
-        image = BigImage()
-        reg.add("test/big", "1", image)
-        big = sha(image.layers[0])
-        host = self.listen(reg)
-        tmp = os.path.join(self.tmp, "registry", "tmp")
-        os.makedirs(tmp)
         # What a daemon stopped between extraction and clean-up leaves: the
         # download's file, also linked as a layer's kept blob.
+        reg, image, big, host, tmp = self.with_partial(lambda image: image.layers[0][:12345])
         start = image.layers[0][:12345]
-        with open(partial_path(tmp, big), "wb") as f:
-            f.write(start)
         kept = os.path.join(self.tmp, "kept")
         os.link(partial_path(tmp, big), kept)
         service = self.service()
