@@ -314,7 +314,7 @@ def ls(cli: Cli, name: str, argv: list[str]) -> int:
 
 
 def inspect(cli: Cli, name: str, argv: list[str]) -> int:
-    from dockerpy.client.system import render, template_or_fail
+    from dockerpy.client.system import print_inspected, template_or_fail
 
     p = Parser(name, "[OPTIONS] NETWORK [NETWORK...]", "Display detailed information on "
                "one or more networks", min_args=1)
@@ -332,17 +332,8 @@ def inspect(cli: Cli, name: str, argv: list[str]) -> int:
                 f"/networks/{net}", {"verbose": "true" if ns.verbose else None}))
         except APIError as e:
             errors.append(str(e))
-    if tmpl is not None:
-        for item in results:
-            cli.out(render(tmpl, item))
-    elif ns.format == "json":
-        # v28 prints `--format json` as one compact array.
-        cli.out(json.dumps(results, separators=(",", ":"), ensure_ascii=False))
-    else:
-        cli.out(json.dumps(results, indent=4, ensure_ascii=False) if results else "[]")
-    if errors:
-        raise StatusError(1, "\n".join(errors))
-    return 0
+    # v28 prints `network inspect --format json` as one compact array.
+    return print_inspected(cli, results, errors, tmpl, compact=ns.format == "json")
 
 
 def rm(cli: Cli, name: str, argv: list[str]) -> int:

@@ -215,9 +215,19 @@ def inspect_objects(cli: Cli, name: str, argv: list[str], kind: str | None = Non
             errors.append(f"Error: No such object: {obj}")
         elif found is not False:
             results.append(found)
+    return print_inspected(cli, results, errors, tmpl)
+
+
+def print_inspected(cli: Cli, results: list[Any], errors: list[str], tmpl,
+                    compact: bool = False) -> int:
+    """What every ``inspect`` prints: each object through the template, or
+    all as one JSON array (indented, or on one line with ``compact``), then
+    the errors, with status 1 if there were any."""
     if tmpl is not None:
         for item in results:
             cli.out(render(tmpl, item))
+    elif compact:
+        cli.out(json.dumps(results, separators=(",", ":"), ensure_ascii=False))
     else:
         cli.out(json.dumps(results, indent=4, ensure_ascii=False) if results else "[]")
     if errors:
