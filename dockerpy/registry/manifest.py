@@ -147,7 +147,7 @@ def image_layers(manifest: dict) -> tuple[Descriptor, list[Descriptor]]:
     """(config, layers) of an image manifest.
 
     :raises InvalidParameter: unknown layer media type (zstd ones are
-        decompressed by ``download.layer_stream``; foreign ones are fetched
+        decompressed by the image store; foreign ones are fetched
         from the registry by digest, as Docker does on Linux).
     """
     try:

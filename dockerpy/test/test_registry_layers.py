@@ -42,7 +42,6 @@ from dockerpy.images import reference as refs
 from dockerpy.images.store import ImageStore, chain_ids
 from dockerpy.registry import manifest as mf
 from dockerpy.registry.auth import AuthConfig
-from dockerpy.registry.download import layer_stream
 from dockerpy.registry.metadata import DistributionMetadata
 from dockerpy.registry.service import RegistryService
 from dockerpy.test.fake_storage import FakeStorageDriver
@@ -320,7 +319,12 @@ class ZstdLayerTests(RegistryLayersTestBase):
                          f"filesystem layer verification failed for digest {zstd_digest}")
         self.assertEqual(service.store.images(), [])
 
-    def test_layer_stream_needs_the_source_end_before_end_of_file(self):
+    def test_a_zstd_layer_needs_the_source_end_before_end_of_file(self):
+        """What a pull reads a layer through (the store's decompression):
+        end of file only once the blob itself ended (so the digest check
+        below it saw every byte), and bytes after the last frame refused."""
+        from dockerpy.images.store import open_decompressed
+
         raw = layer_tar({"a": b"x" * 1000})
         blob = zstandard.ZstdCompressor().compress(raw)
         reads = []
@@ -330,13 +334,13 @@ class ZstdLayerTests(RegistryLayersTestBase):
                 data = super().read(n)
                 reads.append(len(data))
                 return data
-        with layer_stream(Source(blob)) as stream:
+        with open_decompressed(Source(blob)) as stream:
             self.assertEqual(stream.read(1 << 20), raw)
             self.assertEqual(stream.read(1 << 20), b"")
         self.assertEqual(reads[-1], 0)
-        with layer_stream(Source(blob + b"junk")) as stream:
+        with open_decompressed(Source(blob + b"junk")) as stream:
             self.assertRaises(DockerError, lambda: [stream.read(1 << 20) for _ in range(3)])
-        with layer_stream(io.BytesIO(raw)) as plain:
+        with open_decompressed(io.BytesIO(raw)) as plain:
             self.assertEqual(plain.read(), raw)
 
 
