@@ -352,12 +352,8 @@ class ContainerService:
 
     async def start(self, ref: str) -> None:
         rec = self.get(ref)
-        lock = self._lock(rec.id)
-        await lock.acquire()
-        try:
+        async with self._lock(rec.id):
             await self._start_locked(rec)
-        finally:
-            lock.release()
 
     async def _start_locked(self, rec: ContainerRecord) -> None:
         if rec.id in self._live:
@@ -555,9 +551,7 @@ class ContainerService:
         # Under the container's lock, so a start right after the exit waits
         # for the unmount; the state says "running" until it says "exited",
         # so a wait(not-running) in between waits for this exit too.
-        lock = self._lock(rec.id)
-        await lock.acquire()
-        try:
+        async with self._lock(rec.id):
             self._live.pop(rec.id, None)
             await self._cleanup_after_run(rec, runtime, bundle, force=False)
             rec.state = State(status="exited", exit_code=code, started_at=rec.state.started_at,
@@ -566,8 +560,6 @@ class ContainerService:
                 # (--rm: its record is about to go; if the removal fails, a
                 # restart finds it "running", dead, and records it exited.)
                 self.records.save(rec, durable=False)
-        finally:
-            lock.release()
         self._emit("die", rec, exitCode=str(code))
         for d in self._exit_waiters.pop(rec.id, []):
             d.callback(code)
@@ -829,15 +821,11 @@ class ContainerService:
         if net.name in rec.networks:
             raise errors.Forbidden(f"endpoint with name {rec.name} already exists in network "
                                    f"{net.name}")
-        lock = self._lock(rec.id)
-        await lock.acquire()
-        try:
+        async with self._lock(rec.id):
             if rec.id in self._live:
                 await self.network.connect(rec.id, net, cfg or {})
             rec.networks[net.name] = endpoint_settings(cfg or {}, net.id)
             self.records.save(rec)
-        finally:
-            lock.release()
 
     async def disconnect_network(self, ref: str, net_ref: str, force: bool = False) -> None:
         """``POST /networks/{id}/disconnect``."""
@@ -848,15 +836,11 @@ class ContainerService:
                 return
             raise errors.Forbidden(f"container {rec.id} is not connected to network "
                                    f"{net.name}")
-        lock = self._lock(rec.id)
-        await lock.acquire()
-        try:
+        async with self._lock(rec.id):
             if rec.id in self._live:
                 await self.network.disconnect(rec.id, net)
             del rec.networks[net.name]
             self.records.save(rec)
-        finally:
-            lock.release()
 
     def network_users(self, net) -> list[ContainerRecord]:
         """Containers configured to use ``net`` (running or not)."""
