@@ -1436,22 +1436,13 @@ class ImageStore:
             return chain
         cache_id = secrets.token_hex(32)
         try:
-            # Written before the driver layer exists: start-up recovery reads it
-            # to remove a driver layer left behind by a crash.
-            _write_small(os.path.join(tmpdir, "cache-id"), cache_id.encode())
-            with self._lock:
-                parent_cache = self._layers[parent].cache_id if parent else None
-            self.driver.create(cache_id, parent_cache)
+            self._create_driver_layer(tmpdir, cache_id, self._cache_of(parent))
             with open(os.path.join(tmpdir, "layer.tar"), "rb") as f:
                 try:
                     size = int(self.driver.apply_diff(cache_id, f) or 0)
                 except tarfile.TarError as e:
                     raise InvalidParameter(f"invalid tar stream: {e}") from None
-            _write_small(os.path.join(tmpdir, "diff"), diff_id.encode())
-            _write_small(os.path.join(tmpdir, "size"), str(size).encode())
-            if parent:
-                _write_small(os.path.join(tmpdir, "parent"), parent.encode())
-            atomic.fsync_dir(tmpdir)
+            self._write_layer_records(tmpdir, diff_id, parent, size)
         except BaseException:
             self._destroy_layer_dir(tmpdir)
             raise
@@ -1476,19 +1467,14 @@ class ImageStore:
         tmpdir = self._new_layer_dir()
         cache_id = secrets.token_hex(32)
         try:
-            # Written before the driver layer exists: start-up recovery reads it
-            # to remove a driver layer left behind by a crash.
-            _write_small(os.path.join(tmpdir, "cache-id"), cache_id.encode())
-            with self._lock:
-                parent_cache = self._layers[parent].cache_id if parent else None
-            self.driver.create(cache_id, parent_cache)
+            self._create_driver_layer(tmpdir, cache_id, self._cache_of(parent))
             diff_id, tar_size, size = self._fill_layer(tmpdir, cache_id, source)
             if expected is not None and diff_id != expected:
                 raise InvalidParameter(
                     f'invalid diffID for layer {index}: expected "{expected}", '
                     f'got "{diff_id}"')
             chain = chain_id(parent, diff_id)
-            self._write_layer_records(tmpdir, diff_id, parent, tar_size, size)
+            self._write_layer_records(tmpdir, diff_id, parent, size, tar_size)
         except BaseException:
             self._destroy_layer_dir(tmpdir)
             raise
@@ -1496,14 +1482,30 @@ class ImageStore:
             self._destroy_layer_dir(tmpdir)
         return chain, diff_id
 
+    def _cache_of(self, chain: str | None) -> str | None:
+        """The driver layer of a registered layer (``None`` for none)."""
+        with self._lock:
+            return self._layers[chain].cache_id if chain else None
+
+    def _create_driver_layer(self, tmpdir: str, cache_id: str,
+                             parent_cache: str | None) -> None:
+        """Record ``cache_id`` in the new layer's directory, then make the
+        driver layer on ``parent_cache``.  The record comes first: start-up
+        recovery reads it to remove a driver layer left behind by a crash."""
+        _write_small(os.path.join(tmpdir, "cache-id"), cache_id.encode())
+        self.driver.create(cache_id, parent_cache)
+
     @staticmethod
-    def _write_layer_records(tmpdir: str, diff_id: str, parent: str | None, tar_size: int,
-                             size: int) -> None:
-        # No fsync of the kept blob or of the applied files (Docker does not
-        # sync them either): the records are what must be durable, and they
-        # are published only once everything below them is complete.
-        with open(os.path.join(tmpdir, "tar-size"), "wb") as f:
-            f.write(str(tar_size).encode())
+    def _write_layer_records(tmpdir: str, diff_id: str, parent: str | None, size: int,
+                             tar_size: int | None = None) -> None:
+        """The new layer's records (``tar-size`` for a kept blob), fsynced.
+
+        No fsync of a kept blob or of the applied files (Docker does not sync
+        them either): the records are what must be durable, and they are
+        published only once everything below them is complete."""
+        if tar_size is not None:
+            with open(os.path.join(tmpdir, "tar-size"), "wb") as f:
+                f.write(str(tar_size).encode())
         _write_small(os.path.join(tmpdir, "diff"), diff_id.encode())
         _write_small(os.path.join(tmpdir, "size"), str(size).encode())
         if parent:
@@ -1675,10 +1677,7 @@ class ImageStore:
         try:
             job.tmpdir = self._new_layer_dir()
             job.cache_id = secrets.token_hex(32)
-            # Written before the driver layer exists: start-up recovery reads it
-            # to remove a driver layer left behind by a crash.
-            _write_small(os.path.join(job.tmpdir, "cache-id"), job.cache_id.encode())
-            self.driver.create(job.cache_id, parent_cache)
+            self._create_driver_layer(job.tmpdir, job.cache_id, parent_cache)
         except BaseException as e:
             job.error = e
             raise
@@ -1692,7 +1691,7 @@ class ImageStore:
                 raise InvalidParameter(
                     f'invalid diffID for layer {job.index}: expected "{job.diff_id}", '
                     f'got "{diff_id}"')
-            self._write_layer_records(job.tmpdir, diff_id, job.parent, tar_size, size)
+            self._write_layer_records(job.tmpdir, diff_id, job.parent, size, tar_size)
             job.layer = Layer(job.chain, diff_id, job.parent, size, job.cache_id)
         except BaseException as e:
             job.error = e
