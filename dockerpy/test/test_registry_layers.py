@@ -257,6 +257,16 @@ class RegistryLayersTestBase(unittest.TestCase):
         return defer.ensureDeferred(service.pull(name, None, None, AuthConfig(),
                                                  self.messages.append))
 
+    def serve_image(self, repo: str, skip: int | None = None):
+        """Put ``self.image()`` into the registry as ``repo:1`` (Docker
+        schema 2), without the blob of layer ``skip``;
+        :return: (config, layers)."""
+        config, layers = self.image()
+        blobs = [b for i, (_, b, _) in enumerate(layers) if i != skip]
+        raw_push(self.reg, repo, "1", blobs + [config], manifest_of(config, layers, oci=False),
+                 mf.DOCKER_MANIFEST)
+        return config, layers
+
     def push(self, service, name):
         return defer.ensureDeferred(service.push(name, None, AuthConfig(),
                                                  self.messages.append))
@@ -359,10 +369,7 @@ class ForeignLayerTests(RegistryLayersTestBase):
                            (mf.DOCKER_LAYER_GZIP, top, ())])
 
     async def test_foreign_layer_is_pulled_from_the_registry_and_skipped_on_push(self):
-        config, layers = self.image()
-        manifest = manifest_of(config, layers, oci=False)
-        raw_push(self.reg, "f/img", "1", [b for _, b, _ in layers] + [config], manifest,
-                 mf.DOCKER_MANIFEST)
+        config, layers = self.serve_image("f/img")
         service = self.service("a")
         await self.pull(service, f"{self.host}/f/img:1")
         image = service.store.resolve(f"{self.host}/f/img:1")
@@ -387,11 +394,8 @@ class ForeignLayerTests(RegistryLayersTestBase):
         self.assertEqual(pushed[1]["digest"], sha(layers[1][1]))
 
     async def test_foreign_layer_missing_from_the_registry_fails_the_pull(self):
-        config, layers = self.image()
-        manifest = manifest_of(config, layers, oci=False)
         # The registry accepts a manifest whose foreign blob it does not hold.
-        raw_push(self.reg, "f/missing", "1", [layers[1][1], config], manifest,
-                 mf.DOCKER_MANIFEST)
+        config, layers = self.serve_image("f/missing", skip=0)
         service = self.service("a")
         with self.assertRaises(DockerError) as cm:
             await self.pull(service, f"{self.host}/f/missing:1")
@@ -428,10 +432,7 @@ class CrossRepositoryMountTests(RegistryLayersTestBase):
         self.assertEqual(other.store.resolve(f"{self.host}/two/img:1").id, sha(config))
 
     async def test_pulled_layers_are_mounted_from_where_they_were_pulled(self):
-        config, layers = self.image()
-        manifest = manifest_of(config, layers, oci=False)
-        raw_push(self.reg, "src/img", "1", [b for _, b, _ in layers] + [config], manifest,
-                 mf.DOCKER_MANIFEST)
+        config, layers = self.serve_image("src/img")
         service = self.service("a")
         await self.pull(service, f"{self.host}/src/img:1")
         service.store.tag(sha(config), f"{self.host}/dst/img", "1")
