@@ -54,6 +54,18 @@ class DaemonRegistryTestCase(RegistryTestCase):
         self.assertEqual(status, 200, data)
         return self.image_id(daemon, ref)
 
+    def big_image_behind_a_proxy(self, daemon):
+        """A registry behind a counting proxy, holding the big image that
+        ``daemon`` imported and pushed as ``<proxy>/big/img:1``.
+
+        :return: (proxy, name, image id, the layer's digest)."""
+        reg = self.start_registry()
+        proxy = self.proxy(reg)
+        name = f"{proxy.host}/big/img:1"
+        original = self.import_big(daemon, name)
+        daemon.cli("push", name, check=True)
+        return proxy, name, original, self.layer_digest(reg, "big/img", "1")
+
     def layer_digest(self, reg, repo: str, tag: str) -> str:
         _, _, body = reg.request("GET", f"/v2/{repo}/manifests/{tag}", headers={
             "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
@@ -133,13 +145,8 @@ class MirrorTests(DaemonRegistryTestCase):
 
 class SharedDownloadTests(DaemonRegistryTestCase):
     def test_two_concurrent_pulls_of_an_image_share_one_download(self):
-        reg = self.start_registry()
-        proxy = self.proxy(reg)
         daemon = self.start_daemon(cli=True, busybox=False)
-        name = f"{proxy.host}/big/img:1"
-        original = self.import_big(daemon, name)
-        daemon.cli("push", name, check=True)
-        layer = self.layer_digest(reg, "big/img", "1")
+        proxy, name, original, layer = self.big_image_behind_a_proxy(daemon)
         daemon.cli("rmi", name, check=True)
         proxy.reset()
         proxy.throttle = 0.05  # ~3 s for the layer
@@ -159,13 +166,8 @@ class SharedDownloadTests(DaemonRegistryTestCase):
 
 class KilledDaemonTests(DaemonRegistryTestCase):
     def test_sigkill_mid_pull_leaves_no_image_and_the_next_pull_resumes(self):
-        reg = self.start_registry()
-        proxy = self.proxy(reg)
         pusher = self.start_daemon(cli=True, busybox=False)
-        name = f"{proxy.host}/big/img:1"
-        original = self.import_big(pusher, name)
-        pusher.cli("push", name, check=True)
-        layer = self.layer_digest(reg, "big/img", "1")
+        proxy, name, original, layer = self.big_image_behind_a_proxy(pusher)
 
         daemon = self.start_daemon(cli=True, busybox=False)
         partial = os.path.join(daemon.data_root, "registry", "tmp",
