@@ -261,3 +261,20 @@ class DaemonTestCase(unittest.TestCase):
         leaks = daemon.destroy()
         if leaks:
             raise AssertionError(f"daemon left behind: {leaks}")
+
+
+class CLIDaemonTestCase(DaemonTestCase):
+    """Each test gets its own daemon (about a second to start), driven
+    through the real docker CLI, so a test can neither see another's
+    containers nor hide a leak."""
+
+    storage_driver = "overlay2"
+
+    def setUp(self):
+        self.daemon = self.start_daemon(cli=True, storage_driver=self.storage_driver)
+
+    def docker(self, *args, **kw):
+        return self.daemon.cli(*args, **kw)
+
+    def out(self, *args, **kw) -> str:
+        return self.docker(*args, check=True, **kw).stdout.decode()

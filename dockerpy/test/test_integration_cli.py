@@ -14,25 +14,10 @@ import tarfile
 import tempfile
 
 
-from dockerpy.test.daemon_fixture import DaemonTestCase, settled_listdir
+from dockerpy.test.daemon_fixture import CLIDaemonTestCase, settled_listdir
 
 
-class CLITestBase(DaemonTestCase):
-    """Each test gets its own daemon (about a second to start), so a test
-    can neither see another's containers nor hide a leak."""
-
-    storage_driver = "overlay2"
-
-    def setUp(self):
-        self.daemon = self.start_daemon(cli=True, storage_driver=self.storage_driver)
-
-    def docker(self, *args, **kw):
-        return self.daemon.cli(*args, **kw)
-
-    def out(self, *args, **kw) -> str:
-        r = self.docker(*args, check=True, **kw)
-        return r.stdout.decode()
-
+class CLITestBase(CLIDaemonTestCase):
     def cleanup_container(self, name: str) -> None:
         self.addCleanup(self.docker, "rm", "-f", name)
 

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 
-from dockerpy.test.daemon_fixture import DaemonTestCase
+from dockerpy.test.daemon_fixture import CLIDaemonTestCase
 
 try:
     import docker
@@ -32,16 +32,7 @@ def _links() -> list[str]:
     return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
 
 
-class UserNetworkTestBase(DaemonTestCase):
-    def setUp(self):
-        self.daemon = self.start_daemon(cli=True)
-
-    def docker(self, *args, **kw):
-        return self.daemon.cli(*args, **kw)
-
-    def out(self, *args, **kw) -> str:
-        return self.docker(*args, check=True, **kw).stdout.decode()
-
+class UserNetworkTestBase(CLIDaemonTestCase):
     def inspect(self, ref: str) -> dict:
         return json.loads(self.out("inspect", ref))[0]
 

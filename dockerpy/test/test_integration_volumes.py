@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 
-from dockerpy.test.daemon_fixture import DaemonTestCase, _mounts_under
+from dockerpy.test.daemon_fixture import CLIDaemonTestCase, DaemonTestCase, _mounts_under
 
 try:
     import docker
@@ -24,16 +24,7 @@ except ImportError:  # pragma: no cover
     docker = None
 
 
-class VolumeTestBase(DaemonTestCase):
-    def setUp(self):
-        self.daemon = self.start_daemon(cli=True)
-
-    def docker(self, *args, **kw):
-        return self.daemon.cli(*args, **kw)
-
-    def out(self, *args, **kw) -> str:
-        return self.docker(*args, check=True, **kw).stdout.decode()
-
+class VolumeTestBase(CLIDaemonTestCase):
     def host_dir(self) -> str:
         """A directory for bind mounts inside the daemon's temp dir (leak-checked)."""
         path = tempfile.mkdtemp(dir=self.daemon.tmp, prefix="bind-")
