@@ -41,6 +41,18 @@ def write_bytes(path: str, data: bytes, mode: int = 0o644, durable: bool = True)
         fsync_dir(directory)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def encode_json(obj: Any) -> bytes:
+    """The bytes of a JSON record as written here: sorted keys, no spaces."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
 def write_new(path: str, data: bytes, mode: int = 0o644) -> None:
     """Create ``path`` (it must not exist) holding ``data``, fsynced.  For a
     file inside a directory that is itself made under a temporary name and
@@ -49,9 +61,7 @@ def write_new(path: str, data: bytes, mode: int = 0o644) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -69,9 +79,7 @@ def rewrite(path: str, data: bytes, mode: int = 0o644) -> None:
                  mode)
     try:
         os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
 
@@ -85,7 +93,7 @@ def fsync_dir(directory: str) -> None:
 
 
 def write_json(path: str, obj: Any, mode: int = 0o644, durable: bool = True) -> None:
-    write_bytes(path, json.dumps(obj, sort_keys=True, separators=(",", ":")).encode(), mode,
+    write_bytes(path, encode_json(obj), mode,
                 durable)
 
 

@@ -9,7 +9,6 @@ Docker's inspect and list JSON from it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any
 
@@ -102,8 +101,7 @@ class RecordStore:
         directory = self.dir(rec.id)
         os.makedirs(directory, exist_ok=True)
         atomic.write_new(os.path.join(directory, "config.json"),
-                         json.dumps(rec.to_json(), sort_keys=True,
-                                    separators=(",", ":")).encode(), 0o600)
+                         atomic.encode_json(rec.to_json()), 0o600)
         atomic.fsync_dir(directory)
         atomic.fsync_dir(self.root)
 

@@ -549,7 +549,11 @@ class OCIRuntime:
         if pending is None:
             return succeed(None)
         done: Deferred = Deferred()
-        pending.addBoth(lambda result: (done.callback(None), result)[1])
+
+        def fire(result):
+            done.callback(None)
+            return result
+        pending.addBoth(fire)
         return done
 
     def kill(self, container_id: str, signal: int) -> Deferred:

@@ -33,6 +33,7 @@ import stat
 import tarfile
 from typing import BinaryIO, Iterable, Optional, Protocol
 
+from dockerpy import atomic
 from dockerpy.errors import InvalidParameter
 
 WHITEOUT_PREFIX = ".wh."
@@ -425,9 +426,7 @@ class Extraction:
                     chunk = source.read(min(remaining, _COPY_CHUNK))
                     if not chunk:
                         raise InvalidParameter("invalid tar: unexpected end of data")
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
+                    atomic.write_all(fd, chunk)
                     remaining -= len(chunk)
                 self.size += member.size
                 # Owner first: chown clears setuid bits and file capabilities.
