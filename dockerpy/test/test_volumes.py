@@ -113,6 +113,21 @@ class VolumeServiceTests(unittest.TestCase):
         self.assertEqual(sorted(result["VolumesDeleted"]), sorted(["named", unnamed["Name"]]))
 
     @defer.inlineCallbacks
+    def test_label_filters_by_key_or_key_and_value_and_their_negation(self):
+        yield defer.ensureDeferred(self.svc.create("va", labels={"tier": "db", "x": ""}))
+        yield defer.ensureDeferred(self.svc.create("vb", labels={"tier": "web"}))
+        yield defer.ensureDeferred(self.svc.create("vc"))
+
+        def names(filters):
+            d = defer.ensureDeferred(self.svc.list(filters))
+            return d.addCallback(lambda vols: sorted(v["Name"] for v in vols))
+        self.assertEqual((yield names({"label": ["tier"]})), ["va", "vb"])
+        self.assertEqual((yield names({"label": ["tier=db", "x"]})), ["va"])
+        self.assertEqual((yield names({"label!": ["tier=db"]})), ["vb", "vc"])
+        self.assertEqual((yield names({"label!": ["tier", "x"]})), ["vc"])
+        self.assertEqual((yield names({"label": ["tier"], "label!": ["x"]})), ["vb"])
+
+    @defer.inlineCallbacks
     def test_mount_bind_source_missing_is_refused_at_setup(self):
         from dockerpy.volumes.mounts import parse_mount
 
