@@ -17,7 +17,7 @@ import secrets
 from typing import Any, Callable
 
 from dockerpy import errors
-from dockerpy.filters import check_keys
+from dockerpy.filters import check_keys, label_match
 from dockerpy.volumes import mounts as mountlib
 from dockerpy.volumes.local import LocalDriver, validate_name
 
@@ -127,13 +127,13 @@ class VolumeService:
             elif key == "driver":
                 if vol["Driver"] not in values:
                     return False
-            elif key in ("label", "label!"):
+            elif key == "label":
+                if not label_match(vol.get("Labels") or {}, values):
+                    return False
+            elif key == "label!":
                 labels = vol.get("Labels") or {}
-                for value in values:
-                    k, eq, v = value.partition("=")
-                    hit = k in labels and (not eq or labels[k] == v)
-                    if hit != (key == "label"):
-                        return False
+                if any(label_match(labels, [value]) for value in values):
+                    return False
             elif key == "all":
                 continue
             else:
