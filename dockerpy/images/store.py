@@ -77,6 +77,7 @@ from zlib import error as zlibError
 from dockerpy import atomic
 from dockerpy.errors import (Conflict, InvalidParameter, NotFound, SystemError_,
                              no_such_image)
+from dockerpy.filters import label_match
 from dockerpy.images import reference as refs
 from dockerpy.images.reference import Reference
 
@@ -86,7 +87,6 @@ CHUNK = 1 << 20
 # Layers of one image decompressed and applied at once (overlay2 only); as
 # many as the downloads running at once.
 MAX_PARALLEL_LAYERS = 3
-_every = all  # ``prune`` has a parameter named ``all``, as Docker's API does
 DOCKER_VERSION = "28.0.4"
 # sha256 of a tar holding nothing but its end-of-archive marker (Go's layout).
 EMPTY_LAYER_DIFF_ID = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
@@ -2130,10 +2130,6 @@ class ImageStore:
         :param label_not: ``key`` or ``key=value`` that must not match.
         :return: ``{"ImagesDeleted": [...] or None, "SpaceReclaimed": n}``.
         """
-        def matches(labels: dict, spec: str) -> bool:
-            k, eq, v = spec.partition("=")
-            return k in labels and (not eq or labels[k] == v)
-
         snap = self._snap
         layer_sizes = {c: l.size for c, l in snap.layers.items()}
         candidates = []
@@ -2146,9 +2142,9 @@ class ImageStore:
             if until is not None and image.created > until:
                 continue
             labels = (image.config.get("config") or {}).get("Labels") or {}
-            if not _every(matches(labels, s) for s in label_filters):
+            if not label_match(labels, label_filters):
                 continue
-            if any(matches(labels, s) for s in label_not):
+            if any(label_match(labels, [s]) for s in label_not):
                 continue
             candidates.append(image)
         deleted: list[dict] = []
