@@ -411,13 +411,19 @@ class CrossRepositoryMountTests(RegistryLayersTestBase):
         return make_image([(mf.DOCKER_LAYER_GZIP, layer_tar({f"l{i}": os.urandom(5000)}), ())
                            for i in range(3)])
 
-    async def test_push_to_a_second_repository_mounts_instead_of_uploading(self):
+    async def pushed_by_a(self):
+        """``self.image()`` made in service "a" and pushed as ``one/img:1``;
+        :return: (config, service)."""
         config, layers = self.image()
         service = self.service("a")
         await deferToThread(service.store.add_image, config,
                             [lambda b=gzip.decompress(b): io.BytesIO(b) for _, b, _ in layers],
                             f"{self.host}/one/img:1")
         await self.push(service, f"{self.host}/one/img:1")
+        return config, service
+
+    async def test_push_to_a_second_repository_mounts_instead_of_uploading(self):
+        config, service = await self.pushed_by_a()
         self.assertEqual(self.uploads(), 4)  # three layers and the config
         service.store.tag(sha(config), f"{self.host}/two/img", "1")
         self.proxy.reset()
@@ -448,12 +454,7 @@ class CrossRepositoryMountTests(RegistryLayersTestBase):
                          [sha(b) for _, b, _ in layers])
 
     async def test_failed_mount_falls_back_to_uploading(self):
-        config, layers = self.image()
-        service = self.service("a")
-        await deferToThread(service.store.add_image, config,
-                            [lambda b=gzip.decompress(b): io.BytesIO(b) for _, b, _ in layers],
-                            f"{self.host}/one/img:1")
-        await self.push(service, f"{self.host}/one/img:1")
+        config, service = await self.pushed_by_a()
         # The metadata names a repository that does not hold the blobs.
         digests = [d for d in json.loads(self.reg.request(
             "GET", "/v2/one/img/manifests/1",
