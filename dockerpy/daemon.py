@@ -97,7 +97,11 @@ class DaemonService(service.Service):
         conf = self.conf
         # Containers then become our children once the runtime has started
         # them and exited (run --detach): no runtime process per container.
-        if not become_subreaper():
+        if become_subreaper():
+            from dockerpy.runtime import orphans
+
+            orphans.install()
+        else:
             log.warn("cannot become a child subreaper: each container keeps its runtime "
                      "process")
         for path in (conf.data_root, conf.exec_root):

@@ -15,6 +15,7 @@ import errno
 import functools
 import hashlib
 import os
+import shutil
 from typing import Optional
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -45,6 +46,55 @@ def host_cgroup_mode() -> str:
     """:func:`cgroup_mode` of this host, read once (asked at every start;
     the layout does not change under a running daemon)."""
     return cgroup_mode()
+
+
+def v2_controllers_on_hybrid(root: str = CGROUP_ROOT, mode: Optional[str] = None) -> bool:
+    """True on a hybrid host whose v2 tree holds controllers (here:
+    ``hugetlb``).  crun 1.8 refuses such a host ("cgroups in hybrid mode not
+    supported, drop all controllers from cgroupv2"); runc ignores the v2
+    tree's controllers, as Docker does on hybrid hosts."""
+    if (mode or host_cgroup_mode()) != HYBRID:
+        return False
+    try:
+        with open(os.path.join(root, UNIFIED, "cgroup.controllers")) as f:
+            return bool(f.read().split())
+    except OSError:
+        return False
+
+
+#: Run by :func:`legacy_view_argv`'s shell: detach the v2 tree from its
+#: peers first (on a host whose mounts are shared, a plain umount would
+#: propagate and unmount the host's own), then unmount it, then exec the
+#: runtime (``$0``) with its arguments.
+_HIDE_UNIFIED = 'mount --make-private {path} && umount {path} && exec "$0" "$@"'
+
+
+def legacy_view_argv(root: str = CGROUP_ROOT) -> Optional[list[str]]:
+    """The command-line prefix that runs a runtime where this hybrid host
+    looks like a legacy (v1 only) one, so that crun manages the container's
+    cgroups on the v1 hierarchies, as runc does here.
+
+    The runtime runs in a mount namespace of its own, a copy of the host's
+    with the same propagation (so ``rshared`` binds still reach the host),
+    minus the v2 tree at ``<root>/unified``.  Its containers' namespaces are
+    made from that copy.  The namespace goes away with the runtime process,
+    unless a container keeps its copy of it.
+
+    :return: the prefix, or None without ``unshare`` (util-linux) or a
+        static busybox (its ``sh``, ``mount`` and ``umount``).
+    """
+    from dockerpy.tools.busybox_rootfs import find_busybox
+
+    unshare = shutil.which("unshare")
+    try:
+        busybox = find_busybox()
+    except RuntimeError:
+        return None
+    if unshare is None:
+        return None
+    script = _HIDE_UNIFIED.format(path=os.path.join(root, UNIFIED))
+    return [unshare, "--mount", "--propagation", "unchanged", "--",
+            busybox, "sh", "-c", script]
 
 
 def cgroup_version(mode: Optional[str] = None) -> str:

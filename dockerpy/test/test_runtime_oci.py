@@ -27,7 +27,7 @@ from dockerpy.errors import InvalidParameter, NotFound
 from dockerpy.interfaces import IRuntime
 from dockerpy.runtime import cgroups
 from dockerpy.runtime.oci import (
-    OCIRuntime, RuntimeStartError, StartError, choose_default, probe_runtime,
+    OCIRuntime, RuntimeStartError, StartError, choose_default, make_runtime, probe_runtime,
     translate_start_error)
 from dockerpy.runtime.spec import SpecInput, build_spec
 from dockerpy.tools.busybox_rootfs import rootfs_tar_bytes
@@ -102,7 +102,7 @@ class RuntimeTestsMixin:
         ok, reason = _PROBES[self.runtime_name]
         if not ok:
             raise SkipTest(f"{self.runtime_name} does not work here: {reason}")
-        self.runtime = OCIRuntime(reactor, self.runtime_name, path, self.state_root)
+        self.runtime = make_runtime(reactor, self.runtime_name, path, self.state_root)
         self.cgroup_parent = "/dockerpy-test-" + uuid.uuid4().hex[:8]
         self.addCleanup(cgroups.remove_cgroup_parent, self.cgroup_parent)
         self.rootfs = os.path.join(self.tmp, "rootfs")
@@ -221,6 +221,7 @@ class RuntimeTestsMixin:
             self.fail("run() succeeded")
         self.assertIsInstance(error, InvalidParameter)
         self.assertEqual(error.exit_code, 127)
+        # crun's own words are reworded as runc's (runc_wording).
         self.assertIn('exec: "nope": executable file not found in $PATH', str(error))
         await proto.ended
         # The runtime's error text is not container output.
@@ -436,6 +437,25 @@ class TranslateStartErrorTests(SynchronousTestCase):
         e = translate_start_error(
             "runc", 'exec: "/etc/passwd": permission denied', "/etc/passwd")
         self.assertEqual(e.exit_code, 126)
+
+    def test_crun_not_found_is_worded_as_runc_words_it(self) -> None:
+        e = translate_start_error(
+            "crun", "executable file `nope` not found in $PATH: No such file or directory",
+            "nope")
+        self.assertEqual((type(e), e.exit_code), (StartError, 127))
+        self.assertIn('exec: "nope": executable file not found in $PATH', str(e))
+        e = translate_start_error(
+            "crun", "executable file `/nope` not found in $PATH: No such file or directory",
+            "/nope")
+        self.assertEqual(e.exit_code, 127)
+        self.assertIn('exec: "/nope": stat /nope: no such file or directory', str(e))
+
+    def test_crun_cannot_open_is_126(self) -> None:
+        for message in ("open executable: Permission denied",
+                        "open executable: Operation not permitted"):
+            e = translate_start_error("crun", message, "/etc")
+            self.assertEqual(e.exit_code, 126, message)
+            self.assertIn('exec: "/etc": permission denied', str(e))
 
     def test_other_errors_are_500(self) -> None:
         e = translate_start_error("crun", "cgroups in hybrid mode not supported", "sh")
