@@ -66,6 +66,16 @@ class HijackableChannel(HTTPChannel):
             b'{"message":"request header fields too large"}\n')
         self.transport.loseConnection()
 
+    def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:  # noqa: N802
+        # A chunked body (a build context from the docker CLI) goes through
+        # dockerpy.api.chunked's one-pass decoder.
+        ok = super()._maybeChooseTransferDecoder(header, data)
+        if ok and self._transferDecoder is not None:
+            from dockerpy.api.chunked import faster
+
+            self._transferDecoder = faster(self._transferDecoder)
+        return ok
+
     @property
     def hijacked(self) -> bool:
         return self._hijacked is not None
