@@ -16,7 +16,6 @@ import io
 import mmap
 import os
 import posixpath
-import re
 import stat
 import tarfile
 from dataclasses import dataclass
@@ -89,16 +88,18 @@ class DiskTree:
 
 
 class _Node:
-    __slots__ = ("kind", "mode", "size", "mtime", "link", "offset", "children")
+    __slots__ = ("kind", "mode", "size", "mtime", "link", "offset", "reader", "children")
 
     def __init__(self, kind: str, mode: int, mtime: float, size: int = 0, link: str = "",
-                 offset: int = 0) -> None:
+                 offset: int = 0, reader=None) -> None:
         self.kind = kind
         self.mode = mode
         self.mtime = mtime
         self.size = size
         self.link = link
         self.offset = offset
+        #: ``read_at(offset, n)`` of the file holding the data; None: the tree's.
+        self.reader = reader
         self.children: dict[str, _Node] | None = {} if kind == "dir" else None
 
 
@@ -138,6 +139,28 @@ class _Slice(io.RawIOBase):
         return len(data)
 
 
+def reader_of(body: BinaryIO):
+    """``read_at(offset, n)`` over ``body``'s bytes: mapped when it is a
+    file (slicing is cheaper than a pread per header or file), else a copy
+    of its bytes.  The mapping lives as long as the function."""
+    try:
+        fd = body.fileno()
+        size = os.fstat(fd).st_size
+        if not size:
+            return lambda off, n: b""
+        view = memoryview(mmap.mmap(fd, size, prot=mmap.PROT_READ))
+        return lambda off, n: view[off:off + n].tobytes()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        # A copy, never getbuffer(): an exported buffer would stop the
+        # owner (Twisted's request) from closing its BytesIO.
+        data = body.getvalue() if hasattr(body, "getvalue") else None
+        if data is None:
+            body.seek(0)
+            data = body.read()
+        buf = memoryview(data)
+        return lambda off, n: buf[off:off + n].tobytes()
+
+
 class TarTree:
     """The build context as an index of its (plain) tar: every member's
     metadata and data offset, laid out as `dockerpy.storage.layertar`
@@ -153,24 +176,7 @@ class TarTree:
         self.body = body
         self.root = _Node("dir", 0o755, now)
         self._now = now
-        try:
-            fd = body.fileno()
-            size = os.fstat(fd).st_size
-            if size:
-                # Mapped: slicing is cheaper than a pread per header or file.
-                view = memoryview(mmap.mmap(fd, size, prot=mmap.PROT_READ))
-                self._read_at = lambda off, n: view[off:off + n].tobytes()
-            else:
-                self._read_at = lambda off, n: b""
-        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-            # A copy, never getbuffer(): an exported buffer would stop the
-            # owner (Twisted's request) from closing its BytesIO.
-            data = body.getvalue() if hasattr(body, "getvalue") else None
-            if data is None:
-                body.seek(0)
-                data = body.read()
-            buf = memoryview(data)
-            self._read_at = lambda off, n: buf[off:off + n].tobytes()
+        self._read_at = reader_of(body)
 
     @classmethod
     def single_file(cls, body: BinaryIO, name: str, size: int, now: float) -> "TarTree":
@@ -252,20 +258,31 @@ class TarTree:
             resolved.append(comp)
         return stack[-1], resolved
 
-    def _add(self, member: tarfile.TarInfo) -> None:
-        cleaned = posixpath.normpath(member.name).lstrip("/") or "."
+    def _parent_of(self, name: str) -> tuple[_Node, str] | None:
+        """The directory node a member ``name`` goes in (made as needed) and
+        its last component; None for the root itself.
+
+        :raises InvalidParameter: ``name`` climbs out, or a parent is no directory.
+        """
+        cleaned = posixpath.normpath(name).lstrip("/") or "."
         if cleaned == ".." or cleaned.startswith("../"):
-            raise InvalidParameter(f'failed to read the build context: "{member.name}" is '
+            raise InvalidParameter(f'failed to read the build context: "{name}" is '
                                    'outside of "/"')
         if cleaned == ".":
-            return
+            return None
         parts = cleaned.split("/")
         try:
             parent, _ = self._dir(parts[:-1], create=True)
         except NotADirectoryError as e:
             raise InvalidParameter(f"failed to read the build context: {e}: not a "
                                    "directory") from None
-        name = parts[-1]
+        return parent, parts[-1]
+
+    def _add(self, member: tarfile.TarInfo) -> None:
+        place = self._parent_of(member.name)
+        if place is None:
+            return
+        parent, name = place
         existing = parent.children.get(name)
         mode = member.mode & 0o7777
         if member.isdir():
@@ -292,10 +309,58 @@ class TarTree:
                     f'failed to read the build context: invalid hardlink "{member.name}" -> '
                     f'"{member.linkname}"')
             node = _Node(tnode.kind, tnode.mode, tnode.mtime, tnode.size, tnode.link,
-                         tnode.offset)
+                         tnode.offset, tnode.reader)
         else:
             node = _Node("other", mode, member.mtime)
         parent.children[name] = node
+
+    def add_entry(self, name: str, kind: str, mode: int, mtime: float, size: int = 0,
+                  link: str = "", offset: int = 0, reader=None) -> None:
+        """Place one entry described by its metadata (a context session's
+        manifest, `dockerpy.build.sessions`), as `_add` places a member:
+        same path checks; a file's data is ``size`` bytes at ``offset`` of
+        ``reader`` (the tree's own data when None).
+
+        :raises InvalidParameter: a bad name or kind.
+        """
+        # Manifests list parents first with clean names: their directory
+        # nodes are remembered by name (no walk from the root per entry).
+        dirs = self.__dict__.setdefault("_dirs_by_name", {"": self.root})
+        head, _, base = name.rpartition("/")
+        parent = dirs.get(head) if posixpath.normpath(name) == name and base not in (
+            "", ".", "..") and not name.startswith("/") else None
+        if parent is None:
+            place = self._parent_of(name)
+            if place is None:
+                return
+            parent, base = place
+        mode &= 0o7777
+        if kind == "dir":
+            existing = parent.children.get(base)
+            if existing is not None and existing.kind == "dir":
+                existing.mode, existing.mtime = mode, mtime
+                return
+            node = _Node("dir", mode, mtime)
+            dirs[name] = node
+        elif kind == "file":
+            node = _Node("file", mode, mtime, size, offset=offset, reader=reader)
+        elif kind == "symlink":
+            node = _Node("symlink", 0o777, mtime, link=link)
+        else:
+            raise InvalidParameter(f"failed to read the build context: {name!r}: unknown "
+                                   f"kind {kind!r}")
+        if kind != "dir":
+            dirs.pop(name, None)
+        parent.children[base] = node
+
+    def file_at(self, name: str) -> tuple[int, int] | None:
+        """``(offset, size)`` of the regular file member ``name`` (no symlink
+        followed), or None."""
+        cleaned = posixpath.normpath(name).lstrip("/")
+        node = self._lookup(cleaned) if cleaned not in ("", ".") else None
+        if node is None or node.kind != "file" or node.reader is not None:
+            return None
+        return node.offset, node.size
 
     # -- reading ------------------------------------------------------------------
 
@@ -345,7 +410,7 @@ class TarTree:
         node = self._lookup(self.resolve(handle))
         if node is None or node.kind != "file":
             raise FileNotFoundError(handle)
-        return _Slice(self._read_at, node.offset, node.size)
+        return _Slice(node.reader or self._read_at, node.offset, node.size)
 
 
 Tree = DiskTree | TarTree
@@ -502,123 +567,9 @@ def as_tree(root: "str | Tree") -> Tree:
     return DiskTree(root) if isinstance(root, str) else root
 
 
-# ---------------------------------------------------------------------------
-# Go's filepath.Match, and moby's patternmatcher for .dockerignore
-
-
-def _class(pattern: str, i: int) -> tuple[str, int]:
-    j = i + 1
-    neg = False
-    if j < len(pattern) and pattern[j] == "^":
-        neg, j = True, j + 1
-    out = []
-    first = True
-    while j < len(pattern) and (pattern[j] != "]" or first):
-        c = pattern[j]
-        first = False
-        if c == "\\" and j + 1 < len(pattern):
-            out.append(re.escape(pattern[j + 1]))
-            j += 2
-            continue
-        out.append(c if c == "-" else re.escape(c))
-        j += 1
-    if j >= len(pattern):
-        raise InvalidParameter(f"syntax error in pattern {pattern!r}")
-    return ("[^" if neg else "[") + "".join(out) + "]", j + 1
-
-
-def go_match_regex(pattern: str, double_star: bool = False) -> re.Pattern:
-    """Go's ``filepath.Match`` as a regex; with ``double_star`` moby's
-    patternmatcher extension (``**`` spans directories)."""
-    out = ["^"]
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "*":
-            if double_star and pattern[i:i + 2] == "**":
-                i += 2
-                while i < len(pattern) and pattern[i] == "*":
-                    i += 1
-                if i >= len(pattern):
-                    out.append(".*")
-                else:
-                    if pattern[i] == "/":
-                        i += 1
-                    out.append("(.*/)?")
-                continue
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            cls, i = _class(pattern, i)
-            out.append(cls)
-            continue
-        elif c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        else:
-            out.append(re.escape(c))
-        i += 1
-    out.append("$")
-    return re.compile("".join(out), re.S)
-
-
-def has_glob(path: str) -> bool:
-    return any(c in path for c in "*?[")
-
-
-class IgnoreMatcher:
-    """``.dockerignore`` rules: patterns in order, ``!`` re-includes, a
-    pattern matching a parent directory matches everything below it."""
-
-    def __init__(self, lines: Iterable[str]) -> None:
-        self.patterns: list[tuple[re.Pattern, bool]] = []
-        for raw in lines:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            exclusion = line.startswith("!")
-            if exclusion:
-                line = line[1:].strip()
-            line = posixpath.normpath(line).lstrip("/") if line not in ("", "/") else "."
-            if not line:
-                continue
-            self.patterns.append((go_match_regex(line, double_star=True), exclusion))
-
-    @classmethod
-    def from_context(cls, context: "str | Tree") -> "IgnoreMatcher":
-        tree = as_tree(context)
-        handle = tree.join(tree.resolve(""), ".dockerignore")
-        meta = tree.lstat(handle)
-        if meta is None or meta.kind != "file":
-            return cls([])
-        with tree.open(handle) as f:
-            return cls(f.read().decode("utf-8", "replace").splitlines())
-
-    def matches(self, rel: str) -> bool:
-        """Whether the context-relative path ``rel`` is excluded."""
-        if not self.patterns:
-            return False
-        parts = rel.split("/")
-        matched = False
-        for regex, exclusion in self.patterns:
-            if exclusion != matched:
-                continue
-            hit = bool(regex.match(rel))
-            if not hit and len(parts) > 1:
-                for i in range(1, len(parts)):
-                    if regex.match("/".join(parts[:i])):
-                        hit = True
-                        break
-            if hit:
-                matched = not exclusion
-        return matched
-
-    def can_skip_dir(self, rel: str) -> bool:
-        """A directory that is excluded with no ``!`` rule able to bring back
-        something below it."""
-        return self.matches(rel) and not any(ex for _, ex in self.patterns)
+# .dockerignore rules and Go's filepath.Match live in dockerpy.build.ignore
+# (light enough for the client); re-exported here.
+from dockerpy.build.ignore import IgnoreMatcher, go_match_regex, has_glob  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------
