@@ -22,6 +22,10 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# Byte-compile the package: where Python does not write its caches itself
+# (PYTHONDONTWRITEBYTECODE, as on this project's CI), every bin/docker run
+# would compile the modules it imports again (~30 ms).
+.venv/bin/python -m compileall -q dockerpy >/dev/null
 # twistd finds plugins through the dropin cache; build it once now, as root,
 # so the daemon never tries to rewrite it later.
 .venv/bin/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"

@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any, BinaryIO, Sequence
 
 from dockerpy.client.transport import Client, TLSConfig
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import Any, BinaryIO, Sequence
 
 
 class StatusError(Exception):

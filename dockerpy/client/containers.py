@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import re
 import time
-from typing import Any, Callable
 
 from dockerpy.client.command import (
     Cli, Parser, StatusError, confirm, normalize_name, open_output, parse_filters,
@@ -19,6 +18,10 @@ from dockerpy.client.format import (
     Context, ellipsis, go_quote, go_time, human_size, since, tabwrite, truncate_id)
 from dockerpy.client.transport import APIError
 from dockerpy.client.system import inspect_objects, render, template_or_fail
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import Any, Callable
 
 
 # ------------------------------------------------------------ listings

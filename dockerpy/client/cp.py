@@ -21,11 +21,14 @@ import posixpath
 import stat as statmod
 import tarfile
 import tempfile
-from typing import Any, BinaryIO
 
 from dockerpy.client.command import Cli, Parser, StatusError, write_stream
 from dockerpy.client.format import human_size
 from dockerpy.client.transport import APIError, decode_path_stat
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import Any, BinaryIO
 
 # Go's os.FileMode bits, as the daemon encodes them in the path-stat header.
 GO_MODE_DIR = 1 << 31

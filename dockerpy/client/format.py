@@ -12,7 +12,10 @@ import json
 import re
 import struct
 import time
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 # ---------------------------------------------------------------- tabwriter
 

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from dockerpy.client.command import (
     Cli, Parser, StatusError, confirm, normalize_name, open_output, parse_filters,
@@ -15,6 +14,10 @@ from dockerpy.client.format import (
     Context, ellipsis, go_time, human_size, rfc3339, since, truncate_id)
 from dockerpy.client.system import inspect_objects
 from dockerpy.client.transport import APIError
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import Any
 
 IMAGE_HEADERS = {
     "Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",

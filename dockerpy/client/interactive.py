@@ -19,12 +19,15 @@ import re
 import signal
 import threading
 import time
-from typing import Any, Callable
 
 from dockerpy.client.command import Cli, Parser, StatusError
 from dockerpy.client.containers import _each
 from dockerpy.client.run import _pump_stdin, _stream_output
 from dockerpy.client.system import render, template_or_fail
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import Any, Callable
 
 
 def _raw_terminal(cli: Cli):

@@ -13,7 +13,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import BinaryIO
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import BinaryIO
 
 # command -> (module in dockerpy.client, function)
 COMMANDS: dict[str, tuple[str, str]] = {

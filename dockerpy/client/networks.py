@@ -16,11 +16,14 @@ import functools
 import ipaddress
 import json
 import re
-from typing import Any
 
 from dockerpy.client.command import Cli, Parser, StatusError, confirm, parse_filters
 from dockerpy.client.format import Context, truncate_id
 from dockerpy.client.transport import APIError
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import Any
 
 NETWORK_HEADERS = {
     "ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",

@@ -14,9 +14,12 @@ import base64
 import json
 import os
 import tempfile
-from typing import Any
 
 from dockerpy.client.command import Cli, Parser, StatusError, normalize_name, split_repo_tag
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import Any
 
 INDEX_SERVER = "https://index.docker.io/v1/"
 

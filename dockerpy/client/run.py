@@ -15,11 +15,14 @@ import os
 import re
 import signal
 import threading
-from typing import Any
 
 from dockerpy.client.command import Cli, Parser, StatusError, familiar_with_tag
 from dockerpy.client.format import demux
 from dockerpy.client.transport import APIError, Client, DaemonUnreachable, Hijacked
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import Any
 
 _USAGE = "[OPTIONS] IMAGE [COMMAND] [ARG...]"
 _PROXIED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import platform
 import time
-from typing import Any
 
 from dockerpy.client.command import Cli, Parser, StatusError
 from dockerpy.client.format import Template, TemplateError, bytes_size
 from dockerpy.client.transport import CLIENT_API_VERSION, APIError, DaemonUnreachable
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import Any
 
 
 def template_or_fail(source: str) -> Template:

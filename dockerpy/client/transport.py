@@ -10,13 +10,18 @@ Standard library only: this is on every command's hot path.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import os
 import socket
-import ssl
 import urllib.parse
-from typing import Any, BinaryIO, Iterable, Iterator
+
+from dockerpy.client import http11
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    import ssl
+    from typing import Any, BinaryIO, Iterable, Iterator
+
 
 CLIENT_API_VERSION = "1.47"
 DEFAULT_HOST = "unix:///var/run/docker.sock"
@@ -59,7 +64,9 @@ class TLSConfig:
         self.certfile = certfile
         self.keyfile = keyfile
 
-    def context(self) -> ssl.SSLContext:
+    def context(self) -> "ssl.SSLContext":
+        import ssl
+
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.verify:
@@ -109,21 +116,33 @@ def tls_config(tls: bool, tlsverify: bool | None, cacert: str | None,
     )
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None = None):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
+def _unix_socket(path: str, timeout: float | None):
+    """A connector of :class:`http11.Connection` for a unix socket."""
+    def connect() -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            if self.timeout is not None:
-                sock.settimeout(self.timeout)
-            sock.connect(self._path)
+            if timeout is not None:
+                sock.settimeout(timeout)
+            sock.connect(path)
         except OSError:
             sock.close()
             raise
-        self.sock = sock
+        return sock
+    return connect
+
+
+def _tcp_socket(address: str, port: int, timeout: float | None, tls: "TLSConfig | None"):
+    """A connector of :class:`http11.Connection` for TCP, TLS-wrapped when asked."""
+    def connect() -> socket.socket:
+        sock = socket.create_connection((address, port), timeout)
+        if tls is None:
+            return sock
+        try:
+            return tls.context().wrap_socket(sock, server_hostname=address)
+        except BaseException:
+            sock.close()
+            raise
+    return connect
 
 
 def parse_host(host: str, tls: bool) -> tuple[str, str, int]:
@@ -153,7 +172,7 @@ class Response:
     :ivar headers: the response's headers.
     """
 
-    def __init__(self, raw: http.client.HTTPResponse, conn: http.client.HTTPConnection):
+    def __init__(self, raw: http11.Response, conn: http11.Connection):
         self.raw = raw
         self.status = raw.status
         self.headers = raw.headers
@@ -284,13 +303,10 @@ class Client:
         self.server_version: str | None = None
 
     # -- connections
-    def _connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
+    def _connection(self, timeout: float | None = None) -> http11.Connection:
         if self.scheme == "unix":
-            return _UnixConnection(self.address, timeout=timeout)
-        if self.tls is not None:
-            return http.client.HTTPSConnection(
-                self.address, self.port, timeout=timeout, context=self.tls.context())
-        return http.client.HTTPConnection(self.address, self.port, timeout=timeout)
+            return http11.Connection(_unix_socket(self.address, timeout))
+        return http11.Connection(_tcp_socket(self.address, self.port, timeout, self.tls))
 
     def _host_header(self) -> str:
         return "api.moby.localhost" if self.scheme == "unix" else f"{self.address}:{self.port}"
@@ -311,9 +327,6 @@ class Client:
                 raw = conn.getresponse()
                 raw.read()
             except OSError as e:
-                conn.close()
-                raise DaemonUnreachable(str(e)) from e
-            except http.client.HTTPException as e:
                 conn.close()
                 raise DaemonUnreachable(str(e)) from e
             conn.close()
@@ -479,7 +492,7 @@ class Client:
 
 
 class _Pending:
-    def __init__(self, conn: http.client.HTTPConnection, method: str, url: str):
+    def __init__(self, conn: http11.Connection, method: str, url: str):
         self.conn = conn
         self.method = method
         self.url = url
@@ -502,7 +515,12 @@ def _api_error(resp: Response, method: str, url: str) -> APIError:
 
 def _error_message(body: bytes, content_type: str, status: int, url: str) -> str:
     if not body.strip():
-        reason = http.client.responses.get(status, str(status))
+        from http import HTTPStatus
+
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = str(status)
         return (f"request returned {reason} for API route and version {url}, "
                 "check if the server supports the requested API version")
     # Like the docker CLI, only a JSON content type is decoded: a server that

@@ -7,11 +7,14 @@ Standard library only, as every client module.
 
 from __future__ import annotations
 
-from typing import Any
 
 from dockerpy.client.command import Cli, Parser, StatusError, confirm, parse_filters
 from dockerpy.client.format import Context, human_size
 from dockerpy.client.transport import APIError
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import Any
 
 VOLUME_HEADERS = {
     "Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",

@@ -56,6 +56,23 @@ class StartupTests(SynchronousTestCase):
                                 text=True, cwd=ROOT)
         self.assertEqual(result.stdout.strip(), "0 []", result.stderr)
 
+    def test_version_command_imports_no_heavy_standard_modules(self):
+        # http.client brings the email package, typing and ssl ~10 ms each:
+        # bin/docker speaks HTTP itself and uses typing for annotations only.
+        engine = FakeEngine().start()
+        self.addCleanup(engine.stop)
+        engine.route("GET", "/version", {"Version": "0.1.0", "ApiVersion": "1.47"})
+        code = ("import sys, io\n"
+                "from dockerpy.client.main import main\n"
+                "rc = main(['version'], stdout=io.BytesIO(), stderr=io.BytesIO())\n"
+                "heavy = sorted(m for m in ('http.client', 'email', 'ssl', 'typing', "
+                "'tarfile', 'tempfile') if m in sys.modules)\n"
+                "print(rc, heavy)\n")
+        env = dict(os.environ, DOCKER_HOST=engine.host, PYTHONPATH=ROOT)
+        result = subprocess.run([sys.executable, "-c", code], env=env,
+                                capture_output=True, text=True, cwd=ROOT)
+        self.assertEqual(result.stdout.strip(), "0 []", result.stderr)
+
     def test_connection_refused_message(self):
         path = os.path.join(tempfile.mkdtemp(), "none.sock")
         self.addCleanup(os.rmdir, os.path.dirname(path))
