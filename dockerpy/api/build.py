@@ -30,7 +30,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from dockerpy import errors
-from dockerpy.api.app import query, query_all, query_bool, query_int, write_json
+from dockerpy.api.app import query, query_all, query_bool, query_int, read_json, write_json
 from dockerpy.build import context as ctx
 from dockerpy.build.cache import BuildCache
 from dockerpy.images import reference as refs
@@ -246,6 +246,18 @@ def cache_of(daemon) -> BuildCache:
     return BuildCache(os.path.join(daemon.conf.data_root, "build", "cache"))
 
 
+def contexts_of(daemon):
+    """The daemon's kept build contexts (``<data-root>/build/contexts``),
+    made once (it holds the sessions in flight)."""
+    store = getattr(daemon, "build_contexts", None)
+    if store is None:
+        from dockerpy.build.sessions import ContextStore
+
+        store = ContextStore(os.path.join(daemon.conf.data_root, "build", "contexts"))
+        daemon.build_contexts = store
+    return store
+
+
 def install(app: Klein, daemon=None) -> None:
     def build_root() -> str:
         return os.path.join(daemon.conf.data_root, "build")
@@ -277,8 +289,15 @@ def install(app: Klein, daemon=None) -> None:
             except Exception:
                 lost.append(True)
 
-        tree, spool = await daemon.in_thread(open_context, request.content, tmp_root,
-                                             daemon.reactor.seconds())
+        token = request.getHeader(b"x-dockerpy-context")
+        if token:
+            # bin/docker's context session: the body holds only what changed.
+            tree, spool = await daemon.in_thread(
+                contexts_of(daemon).assemble, token.decode("ascii", "replace"),
+                request.content, daemon.reactor.seconds()), None
+        else:
+            tree, spool = await daemon.in_thread(open_context, request.content, tmp_root,
+                                                 daemon.reactor.seconds())
         # Loaded on first use: BuildKit's parser brings a Go runtime (~10 MB)
         # that an idle daemon need not carry.
         from dockerpy.build.builder import Builder, StepFailed
@@ -310,6 +329,16 @@ def install(app: Klein, daemon=None) -> None:
             if spool is not None:
                 spool.close()
 
+    @app.route("/dockerpy/build/context", methods=["POST"])
+    async def post_build_context(request):
+        from dockerpy.build.sessions import parse_manifest
+
+        def begin() -> tuple[str, list[str]]:
+            return contexts_of(daemon).begin(*parse_manifest(read_json(request, required=True)))
+
+        token, need = await daemon.in_thread(begin)
+        return write_json(request, {"Token": token, "Need": need})
+
     @app.route("/build/prune", methods=["POST"])
     async def post_build_prune(request):
         from dockerpy.api.images import _in_use
@@ -319,6 +348,7 @@ def install(app: Klein, daemon=None) -> None:
         query_bool(request, "all")
         deleted, reclaimed = await daemon.in_thread(prune_build_cache, cache(), daemon.images,
                                                     _in_use(daemon))
+        reclaimed += await daemon.in_thread(contexts_of(daemon).prune)
         return write_json(request, {"CachesDeleted": deleted or None,
                                     "SpaceReclaimed": reclaimed})
 

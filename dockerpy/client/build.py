@@ -1,7 +1,9 @@
 # -*- test-case-name: dockerpy.test.test_integration_build -*-
-"""``docker build`` (classic builder protocol): tar the context, honouring
-``.dockerignore``, send it to ``POST /build`` and print the progress stream
-as the docker CLI does with ``DOCKER_BUILDKIT=0``.  Standard library only.
+"""``docker build`` (classic builder protocol): send the context
+(`dockerpy.client.buildcontext`: the whole tar, or to a dockerpy daemon
+only what changed since the last build of the directory) to ``POST /build``
+and print the progress stream as the docker CLI does with
+``DOCKER_BUILDKIT=0``.  Standard library only.
 """
 
 from __future__ import annotations
@@ -9,83 +11,54 @@ from __future__ import annotations
 import io
 import json
 import os
-import posixpath
-import secrets
-import tarfile
-import tempfile
-from typing import Any
 
+from dockerpy.client import buildcontext
 from dockerpy.client.command import Cli, Parser, StatusError
 from dockerpy.client.format import human_size
+from dockerpy.client.transport import APIError
+
+TYPE_CHECKING = False  # typing is for annotations only: importing it costs ~10 ms
+if TYPE_CHECKING:  # of every bin/docker run
+    from typing import Any
+
+#: The daemon's answer when a context session cannot be used (see
+#: dockerpy.build.sessions.EXPIRED): the client sends the whole context.
+_SESSION_EXPIRED = "build context session expired"
 
 
-def _ignore_matcher(context: str):
-    # Imported lazily: the daemon-side matcher is pure stdlib (re, posixpath).
-    from dockerpy.build.context import IgnoreMatcher
+def _spool_file():
+    """An anonymous temporary file for the body (``tempfile`` costs ~5 ms
+    of start-up; ``O_TMPFILE`` makes the same thing)."""
+    try:
+        fd = os.open(os.environ.get("TMPDIR") or "/tmp", os.O_RDWR | os.O_TMPFILE, 0o600)
+    except (OSError, AttributeError):
+        import tempfile
 
-    return IgnoreMatcher.from_context(context)
+        return tempfile.TemporaryFile()
+    return os.fdopen(fd, "w+b")
 
 
-def tar_context(context: str, dockerfile: str | None, out) -> str:
-    """Write the context as a tar to ``out``; :return: the Dockerfile name
-    to send (a file outside the context is added under a random name)."""
-    ignore = _ignore_matcher(context)
-    keep = {".dockerignore"}
-    name = "Dockerfile"
-    extra: tuple[str, bytes] | None = None
-    if dockerfile:
-        full = os.path.abspath(dockerfile)
-        ctx_abs = os.path.abspath(context)
-        if full.startswith(ctx_abs + os.sep):
-            name = os.path.relpath(full, ctx_abs).replace(os.sep, "/")
+def _begin_session(cli: Cli, context: str, walked: "buildcontext.Walked", spool) -> str:
+    """Offer the daemon the context's manifest and write to ``spool`` what
+    it lacks; :return: the session token, or ``""`` after writing the whole
+    context (a daemon without sessions, ``DOCKERPY_CONTEXT_SESSION=0``, or a
+    context a manifest cannot describe)."""
+    entries = None
+    if cli.environ.get("DOCKERPY_CONTEXT_SESSION", "1") != "0":
+        entries = buildcontext.manifest(walked)
+    if entries is not None:
+        try:
+            answer = cli.client.request(
+                "POST", "/dockerpy/build/context",
+                body={"Key": buildcontext.session_key(context), "Entries": entries}).json()
+        except APIError as e:
+            if e.status not in (400, 404, 405):
+                raise
         else:
-            try:
-                with open(full, "rb") as f:
-                    data = f.read()
-            except OSError as e:
-                raise StatusError(1, f"unable to prepare context: unable to evaluate symlinks "
-                                     f"in Dockerfile path: {e.strerror.lower()}") from None
-            name = f".dockerfile.{secrets.token_hex(10)}"
-            extra = (name, data)
-    keep.add(name)
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for dirpath, dirnames, filenames in os.walk(context):
-            rel_dir = os.path.relpath(dirpath, context).replace(os.sep, "/")
-            rel_dir = "" if rel_dir == "." else rel_dir
-            kept_dirs = []
-            for d in sorted(dirnames):
-                rel = posixpath.join(rel_dir, d) if rel_dir else d
-                if ignore.can_skip_dir(rel):
-                    continue
-                kept_dirs.append(d)
-                if not ignore.matches(rel):
-                    _add(tar, os.path.join(dirpath, d), rel)
-            dirnames[:] = kept_dirs
-            for fname in sorted(filenames):
-                rel = posixpath.join(rel_dir, fname) if rel_dir else fname
-                if ignore.matches(rel) and rel not in keep:
-                    continue
-                _add(tar, os.path.join(dirpath, fname), rel)
-        if extra is not None:
-            info = tarfile.TarInfo(extra[0])
-            info.size = len(extra[1])
-            info.mode = 0o600
-            tar.addfile(info, io.BytesIO(extra[1]))
-    return name
-
-
-def _add(tar: tarfile.TarFile, path: str, arcname: str) -> None:
-    info = tar.gettarinfo(path, arcname)
-    # The docker CLI sends files owned by root, whoever runs it, and whole
-    # seconds (a float mtime would cost a pax header per file).
-    info.uid = info.gid = 0
-    info.mtime = int(info.mtime)
-    info.uname = info.gname = ""
-    if info.isreg():
-        with open(path, "rb") as f:
-            tar.addfile(info, f)
-    else:
-        tar.addfile(info)
+            buildcontext.write_tar(walked, spool, set(answer.get("Need") or ()))
+            return str(answer["Token"])
+    buildcontext.write_tar(walked, spool)
+    return ""
 
 
 def _key_values(items: list[str], environ, allow_env: bool) -> dict[str, Any]:
@@ -134,13 +107,16 @@ def build(cli: Cli, name: str, argv: list[str]) -> int:
             os.unlink(ns.iidfile)
         except FileNotFoundError:
             pass
-    spool = tempfile.TemporaryFile()
+    spool = _spool_file()
     dockerfile_name = ns.file
+    walked = None
     try:
         if path == "-":
             if ns.file == "-":
                 raise StatusError(1, "invalid argument: can't use stdin for both build context "
                                      "and dockerfile")
+            import tarfile
+
             data = cli.stdin.read()
             head = data[:tarfile.BLOCKSIZE]
             is_tar = False
@@ -162,13 +138,15 @@ def build(cli: Cli, name: str, argv: list[str]) -> int:
             if not os.path.isdir(path):
                 raise StatusError(1, f'unable to prepare context: path "{path}" not found')
             if ns.file == "-":
+                import tempfile
+
                 data = cli.stdin.read()
                 tmpdir = tempfile.mkdtemp(prefix="docker-build-")
                 try:
                     df_path = os.path.join(tmpdir, "Dockerfile")
                     with open(df_path, "wb") as f:
                         f.write(data)
-                    dockerfile_name = tar_context(path, df_path, spool)
+                    dockerfile_name = buildcontext.tar_context(path, df_path, spool)
                 finally:
                     for f in os.listdir(tmpdir):
                         os.unlink(os.path.join(tmpdir, f))
@@ -177,8 +155,14 @@ def build(cli: Cli, name: str, argv: list[str]) -> int:
                 df = ns.file
                 if df and not os.path.isabs(df) and not os.path.exists(df):
                     df = os.path.join(path, df)
-                dockerfile_name = tar_context(path, df or os.path.join(path, "Dockerfile"),
-                                              spool)
+                walked = buildcontext.walk_context(
+                    path, df or os.path.join(path, "Dockerfile"))
+                dockerfile_name = walked.dockerfile
+        headers = {"Content-Type": "application/x-tar"}
+        if walked is not None:
+            token = _begin_session(cli, path, walked, spool)
+            if token:
+                headers["X-Dockerpy-Context"] = token
         size = spool.tell()
         spool.seek(0)
         if not ns.quiet:
@@ -203,8 +187,20 @@ def build(cli: Cli, name: str, argv: list[str]) -> int:
             query["buildargs"] = json.dumps(_key_values(ns.build_arg, cli.environ, True))
         if ns.label:
             query["labels"] = json.dumps(_key_values(ns.label, cli.environ, False))
-        resp = cli.client.request("POST", "/build", query, body=spool,
-                                  headers={"Content-Type": "application/x-tar"}, stream=True)
+        try:
+            resp = cli.client.request("POST", "/build", query, body=spool, headers=headers,
+                                      stream=True)
+        except APIError as e:
+            if "X-Dockerpy-Context" not in headers or _SESSION_EXPIRED not in e.message:
+                raise
+            # Another build of this directory changed what the daemon kept.
+            spool.seek(0)
+            spool.truncate()
+            buildcontext.write_tar(walked, spool)
+            spool.seek(0)
+            del headers["X-Dockerpy-Context"]
+            resp = cli.client.request("POST", "/build", query, body=spool, headers=headers,
+                                      stream=True)
         image_id = ""
         for msg in resp.json_lines():
             if msg.get("error") or msg.get("errorDetail"):
