@@ -120,6 +120,11 @@ def install(app: Klein, daemon=None) -> None:
     def get_images_json(request):
         filters = parse_filters(query(request, "filters"))
         images = filter_images(store(), store().images(), filters, daemon.reactor.seconds())
+        if not query_bool(request, "all"):
+            # As moby: untagged images with children are intermediate (a
+            # build's steps, a commit's parent), listed with all=1 only.
+            images = [i for i in images
+                      if i.repo_tags or i.repo_digests or not store().children(i.id)]
         version = api_version(request)
         body = [_adapt_summary(store().summary(i), version) for i in images]
         if "reference" in filters:
