@@ -1965,8 +1965,8 @@ class ImageStore:
             record = self._records.get(image.id)
             if record is None:
                 raise no_such_image(source)
-            self._set_ref_locked(target, image.id)
-            self._save_refs_locked()
+            if self._set_ref_locked(target, image.id) != image.id:
+                self._save_refs_locked()  # a rebuild re-tags: unchanged, not rewritten
             self._records[image.id] = replace(record, last_tag_time=when)
             self._save_meta_locked(self._records[image.id])
             self._publish()
