@@ -5,7 +5,7 @@ rate of a 100 MB context.
 
 Each client (the real docker CLI with DOCKER_BUILDKIT=0, i.e. the classic
 ``POST /build`` protocol, and dockerpy's ``bin/docker``) builds on each
-target; clients and targets take turns in every round so a drift in the
+target, and on Docker 20.10 also its own CLI with ``DOCKER_BUILDKIT=1``; clients and targets take turns in every round so a drift in the
 machine's speed hits every pair alike.  A cold build uses ``--no-cache``
 (the base image stays, as Docker's own figures assume).  Prints medians,
 and the ratio to Docker 20.10 (legacy builder) when ``--oracle`` is given.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -69,11 +70,27 @@ def make_big_context(root: str, mb: int) -> None:
         i += 1
 
 
+#: Docker 20.10's own CLI (Debian's docker.io) builds with BuildKit when
+#: ``DOCKER_BUILDKIT=1``, without the buildx plugin the v28 CLI would need.
+BUILDKIT_CLI = os.environ.get("DOCKER_CLI_20", "/usr/bin/docker")
+
+
 def client_name(cli: str) -> str:
-    return "docker-cli" if cli == REAL_CLI else "bin/docker"
+    return {REAL_CLI: "docker-cli", BUILDKIT_CLI: "buildkit"}.get(cli, "bin/docker")
 
 
 def build(target: Target, cli: str, context: str, *extra: str) -> None:
+    if cli == BUILDKIT_CLI:
+        # The oracle dockerd has no bridge (oracle_docker.sh), and BuildKit's
+        # RUN refuses to start without one; the legacy builder falls back.
+        env = dict(target.env, DOCKER_BUILDKIT="1")
+        r = subprocess.run([cli, "build", "-q", "--network", "none", "-t", "bench-build",
+                            *extra, context],
+                           env=env, capture_output=True, stdin=subprocess.DEVNULL, timeout=600)
+        if r.returncode != 0:
+            raise RuntimeError(f"{target.name}: buildkit build exited {r.returncode}: "
+                               f"{r.stderr.decode(errors='replace')}")
+        return
     target.cli("build", "-q", "-t", "bench-build", *extra, context, cli=cli, timeout=600)
 
 
@@ -82,7 +99,8 @@ def measure(targets: list[Target], runs: int, context: str, changed: str,
     """:return: ``{(kind, client, target): summary}`` for kind in cold, cached, changed."""
     pairs = []
     for target in targets:
-        for cli in clients:
+        with_buildkit = target.name == "docker20" and os.path.exists(BUILDKIT_CLI)
+        for cli in clients + ((BUILDKIT_CLI,) if with_buildkit else ()):
             try:
                 build(target, cli, context)  # warm up and prime the cache
             except RuntimeError as e:
@@ -146,10 +164,13 @@ def main() -> None:
         transfer = measure_transfer(targets, args.transfer_runs, big, args.mb, clients)
         oracle = {k[0]: v["median"] for k, v in results.items()
                   if k[1] == REAL_CLI and k[2] == "docker20"}
+        buildkit = {k[0]: v["median"] for k, v in results.items() if k[1] == BUILDKIT_CLI}
         for (kind, cli, name), s in sorted(results.items()):
             ratio = ""
             if name != "docker20" and kind in oracle:
                 ratio = f"  = {s['median'] / oracle[kind]:.2f}x docker20 legacy"
+            if name != "docker20" and kind in buildkit:
+                ratio += f", {s['median'] / buildkit[kind]:.2f}x buildkit"
             print(f"{kind:8s} {name:10s} via {client_name(cli):10s} {fmt_seconds(s)}{ratio}")
         for (cli, name), s in sorted(transfer.items()):
             print(f"transfer {name:10s} via {client_name(cli):10s} {fmt_seconds(s)}  "
