@@ -13,6 +13,7 @@ write ``config.json`` (see :mod:`dockerpy.runtime.spec`) nor manage cgroup
 parents (:mod:`dockerpy.runtime.cgroups`).
 """
 
+import functools
 import json
 import os
 import re
@@ -337,21 +338,26 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 
 
+@functools.cache
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def become_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants, so that a
     container started with ``run --detach`` becomes our child when the
     runtime exits.  :return: whether it worked."""
-    import ctypes
-
-    return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def is_subreaper() -> bool:
+    """Asked at every start (loading libc anew each time cost ~1 ms)."""
     import ctypes
 
     value = ctypes.c_int(0)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(value), 0, 0, 0) != 0:
+    if _libc().prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(value), 0, 0, 0) != 0:
         return False
     return bool(value.value)
 
