@@ -2129,7 +2129,7 @@ class ImageStore:
         """``docker image prune``: dangling images, or with ``all`` every unused one.
 
         :param label_filters: ``key`` or ``key=value`` that must match.
-        :param label_not: ``key`` or ``key=value`` that must not match.
+        :param label_not: ``key`` or ``key=value``; an image matching all of them is kept.
         :return: ``{"ImagesDeleted": [...] or None, "SpaceReclaimed": n}``.
         """
         snap = self._snap
@@ -2146,7 +2146,7 @@ class ImageStore:
             labels = (image.config.get("config") or {}).get("Labels") or {}
             if not label_match(labels, label_filters):
                 continue
-            if any(label_match(labels, [s]) for s in label_not):
+            if label_not and label_match(labels, label_not):
                 continue
             candidates.append(image)
         deleted: list[dict] = []
