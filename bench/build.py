@@ -125,7 +125,10 @@ def measure(targets: list[Target], runs: int, context: str, changed: str,
 def measure_transfer(targets: list[Target], runs: int, context: str, mb: int,
                      clients: tuple[str, ...]) -> dict[tuple[str, str], dict]:
     """Send the big context and COPY it (``--no-cache``): the CLI's tar, the
-    upload, the daemon's extraction and one copy into a layer."""
+    upload, the daemon's extraction and one copy into a layer.  bin/docker's
+    context sessions are off here (``DOCKERPY_CONTEXT_SESSION=0``): with them
+    an unchanged context is not sent again, and there is no transfer to time."""
+    os.environ["DOCKERPY_CONTEXT_SESSION"] = "0"
     out = {}
     for target in targets:
         for cli in clients:

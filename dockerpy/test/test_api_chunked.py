@@ -118,9 +118,9 @@ class FastChunkedDecoderTests(unittest.SynchronousTestCase):
 
 class ChannelTests(unittest.TestCase):
 
-    def test_the_api_channel_decodes_chunked_bodies_with_the_fast_decoder(self):
-        seen = {}
-
+    def channel(self, seen: dict):
+        """The API's channel on a string transport, with a POST /build
+        route that keeps the body in ``seen``."""
         def routes(app: Klein):
             @app.route("/build", methods=["POST"])
             def build(request):
@@ -131,6 +131,11 @@ class ChannelTests(unittest.TestCase):
         transport = StringTransport()
         channel.makeConnection(transport)
         channel.setTimeout(None)
+        return channel, transport
+
+    def test_the_api_channel_decodes_chunked_bodies_with_the_fast_decoder(self):
+        seen: dict = {}
+        channel, transport = self.channel(seen)
         channel.dataReceived(b"POST /build HTTP/1.1\r\nHost: x\r\n"
                              b"Transfer-Encoding: chunked\r\n\r\n")
         self.assertIsInstance(channel._transferDecoder, FastChunkedDecoder)
@@ -142,15 +147,9 @@ class ChannelTests(unittest.TestCase):
         self.assertIn(b"200 OK", transport.value())
 
     def test_a_malformed_chunked_body_is_a_400(self):
-        def routes(app: Klein):
-            @app.route("/build", methods=["POST"])
-            def build(request):
-                return b"ok"
-
-        channel = make_site(make_app([routes])).buildProtocol(None)
-        transport = StringTransport()
-        channel.makeConnection(transport)
-        channel.setTimeout(None)
+        seen: dict = {}
+        channel, transport = self.channel(seen)
         channel.dataReceived(b"POST /build HTTP/1.1\r\nHost: x\r\n"
                              b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 400"), transport.value())
+        self.assertEqual(seen, {}, "the route never ran")

@@ -207,12 +207,18 @@ class BinDockerSessionTests(DaemonTestCase):
     """bin/docker against a real daemon: the second build sends only what
     changed, and every build gives what a whole context gives."""
 
-    def test_rebuilds_send_only_changes_and_match_the_whole_context(self):
-        daemon = self.start_daemon()
+    def context(self, dockerfile: str) -> str:
+        """A new context directory holding ``dockerfile``."""
         ctx = tempfile.mkdtemp(prefix="dpt-sess-")
         self.addCleanup(shutil.rmtree, ctx, True)
         with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-            f.write("FROM busybox\nCOPY . /src/\nRUN cat /src/files/f0 /src/files/f9 > /out\n")
+            f.write(dockerfile)
+        return ctx
+
+    def test_rebuilds_send_only_changes_and_match_the_whole_context(self):
+        daemon = self.start_daemon()
+        ctx = self.context("FROM busybox\nCOPY . /src/\n"
+                           "RUN cat /src/files/f0 /src/files/f9 > /out\n")
         os.mkdir(os.path.join(ctx, "files"))
         for i in range(10):
             with open(os.path.join(ctx, "files", f"f{i}"), "w") as f:
@@ -257,10 +263,7 @@ class BinDockerSessionTests(DaemonTestCase):
 
     def test_intermediate_images_are_listed_with_all_only(self):
         daemon = self.start_daemon()
-        ctx = tempfile.mkdtemp(prefix="dpt-sess-")
-        self.addCleanup(shutil.rmtree, ctx, True)
-        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-            f.write("FROM busybox\nENV A=1\nENV B=2\n")
+        ctx = self.context("FROM busybox\nENV A=1\nENV B=2\n")
         r = bin_docker(daemon, "build", "-q", "-t", "layered", ctx)
         self.assertEqual(r.returncode, 0, r.stderr)
         listed = {i["Id"] for i in daemon.json("GET", "/images/json")[1]}

@@ -40,38 +40,33 @@ class EngineTestCase(SynchronousTestCase):
 
 
 class StartupTests(SynchronousTestCase):
-    def test_version_command_does_not_import_twisted(self):
+    def modules_after_version(self, which: str) -> str:
+        """Run ``docker version`` in a fresh interpreter; :return: its exit
+        status and the sorted modules of ``sys.modules`` that ``which`` (an
+        expression over ``m``) selects, as printed."""
         engine = FakeEngine().start()
         self.addCleanup(engine.stop)
         engine.route("GET", "/version", {"Version": "0.1.0", "ApiVersion": "1.47"})
         code = ("import sys, io\n"
                 "from dockerpy.client.main import main\n"
                 "rc = main(['version'], stdout=io.BytesIO(), stderr=io.BytesIO())\n"
-                "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-                "('twisted', 'klein', 'zope', 'treq') or (m.startswith('dockerpy.') and "
-                "not m.startswith('dockerpy.client')))\n"
-                "print(rc, bad)\n")
+                f"print(rc, sorted(m for m in list(sys.modules) if {which}))\n")
         env = dict(os.environ, DOCKER_HOST=engine.host, PYTHONPATH=ROOT)
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                                 text=True, cwd=ROOT)
-        self.assertEqual(result.stdout.strip(), "0 []", result.stderr)
+        self.assertEqual(result.stderr, "")
+        return result.stdout.strip()
+
+    def test_version_command_does_not_import_twisted(self):
+        self.assertEqual(self.modules_after_version(
+            "m.split('.')[0] in ('twisted', 'klein', 'zope', 'treq') or "
+            "(m.startswith('dockerpy.') and not m.startswith('dockerpy.client'))"), "0 []")
 
     def test_version_command_imports_no_heavy_standard_modules(self):
         # http.client brings the email package, typing and ssl ~10 ms each:
         # bin/docker speaks HTTP itself and uses typing for annotations only.
-        engine = FakeEngine().start()
-        self.addCleanup(engine.stop)
-        engine.route("GET", "/version", {"Version": "0.1.0", "ApiVersion": "1.47"})
-        code = ("import sys, io\n"
-                "from dockerpy.client.main import main\n"
-                "rc = main(['version'], stdout=io.BytesIO(), stderr=io.BytesIO())\n"
-                "heavy = sorted(m for m in ('http.client', 'email', 'ssl', 'typing', "
-                "'tarfile', 'tempfile') if m in sys.modules)\n"
-                "print(rc, heavy)\n")
-        env = dict(os.environ, DOCKER_HOST=engine.host, PYTHONPATH=ROOT)
-        result = subprocess.run([sys.executable, "-c", code], env=env,
-                                capture_output=True, text=True, cwd=ROOT)
-        self.assertEqual(result.stdout.strip(), "0 []", result.stderr)
+        self.assertEqual(self.modules_after_version(
+            "m in ('http.client', 'email', 'ssl', 'typing', 'tarfile', 'tempfile')"), "0 []")
 
     def test_connection_refused_message(self):
         path = os.path.join(tempfile.mkdtemp(), "none.sock")
