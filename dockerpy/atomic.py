@@ -53,18 +53,16 @@ def encode_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
-def write_new(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
-    """Create ``path`` (it must not exist) holding ``data``, fsynced unless
-    not ``durable``.  For a file inside a directory that is itself made
-    under a temporary name and renamed into place: that rename is the atomic
-    step, so the file needs no temporary name of its own; the caller fsyncs
-    the directory before it."""
+def write_new(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Create ``path`` (it must not exist) holding ``data``, fsynced.  For a
+    file inside a directory that is itself made under a temporary name and
+    renamed into place: that rename is the atomic step, so the file needs no
+    temporary name of its own; the caller fsyncs the directory before it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         os.fchmod(fd, mode)
         write_all(fd, data)
-        if durable:
-            os.fsync(fd)
+        os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -1332,11 +1332,11 @@ class ImageStore:
                 atomic.write_bytes(path, chain.encode())
             else:
                 # A new owner's file needs no temporary name: a torn one (a
-                # crash) names no layer, and loading drops it.  Not fsynced:
-                # the owner's own record (a container's, RecordStore.create)
-                # is written durably right after, and its fsync commits this
-                # too on a journaling file system.
-                atomic.write_new(path, chain.encode(), durable=False)
+                # crash) names no layer, and loading drops it.  Its directory
+                # is not fsynced: the owner's own record (a container's,
+                # RecordStore.create) is written durably right after, and
+                # that journal commit carries this entry too.
+                atomic.write_new(path, chain.encode())
             self._owners[owner] = chain
             return self._layers[chain].cache_id
 

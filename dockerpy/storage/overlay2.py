@@ -238,17 +238,18 @@ class Overlay2Driver:
                 os.mkdir(os.path.join(tmp, "diff"), 0o755)
                 # Fresh files in a fresh directory: its rename below is the
                 # atomic step, so they need no temporary names of their own.
-                # Not fsynced, as moby's overlay2 does not: the record that
-                # names the layer (an image's layer record, a container's
-                # record) is written durably after this, and its fsync
-                # commits these too on a journaling file system; a layer a
-                # crash loses was never named (its leftovers: _sweep).
-                atomic.write_new(os.path.join(tmp, "link"), short.encode(), durable=False)
+                # Their data is fsynced (with delayed allocation, a later
+                # fsync of another file does not write it); the directories
+                # are not: the record that names the layer (an image's layer
+                # record, a container's record) is written durably right
+                # after, and that journal commit carries these entries and
+                # the rename too.  A layer a crash loses was never named (its
+                # leftovers: _sweep).
+                atomic.write_new(os.path.join(tmp, "link"), short.encode())
                 if lower is not None:
                     os.mkdir(os.path.join(tmp, "work"), 0o700)
                     os.mkdir(os.path.join(tmp, "merged"), 0o700)
-                    atomic.write_new(os.path.join(tmp, "lower"), lower.encode(),
-                                     durable=False)
+                    atomic.write_new(os.path.join(tmp, "lower"), lower.encode())
                 os.symlink(f"../{layer_id}/diff", link)
                 linked = True
                 os.rename(tmp, final)
