@@ -1918,9 +1918,10 @@ class ImageStore:
                 with open(tar_path, "wb") as out:
                     write_tar(out)
                     out.flush()
-                    os.fsync(out.fileno())
-                diff_id = _hash_file(tar_path)
-                empty = diff_id == EMPTY_LAYER_DIFF_ID or _is_empty_tar(tar_path)
+                    diff_id = _hash_file(tar_path)
+                    empty = diff_id == EMPTY_LAYER_DIFF_ID or _is_empty_tar(tar_path)
+                    if not empty:  # a metadata step's empty tar is thrown away
+                        os.fsync(out.fileno())
                 base = parent.layers[-1] if parent and parent.layers else None
                 if base is not None and not self._hold_existing(txn, base):
                     raise no_such_image(parent.id if parent else "")

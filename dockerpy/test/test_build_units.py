@@ -201,3 +201,12 @@ class CacheTests(unittest.SynchronousTestCase):
         self.assertEqual(BuildCache(root).get(key, lambda i: True), "sha256:img")
         self.assertIsNone(BuildCache(root).get(key, lambda i: False))
         self.assertEqual(BuildCache(root).entries(), {})
+
+    def test_an_entry_a_crash_left_empty_is_a_miss_and_is_dropped(self):
+        # Entries are written without fsync: a crash may leave one empty.
+        root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, root, True)
+        key = step_key("sha256:p", "RUN y")
+        open(os.path.join(root, key), "w").close()
+        self.assertIsNone(BuildCache(root).get(key, lambda i: True))
+        self.assertEqual(os.listdir(root), [])

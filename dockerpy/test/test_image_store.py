@@ -652,10 +652,27 @@ class StoreTestsMixin:
     def test_commit_without_changes_adds_an_empty_layer_entry(self) -> None:
         base = self.import_base()
         layer_id = self.container_layer(base)
+        synced = self.fsynced_paths()
         child = self.store.commit(layer_id, base, {}, {}, "", "", "", None, NOW)
         self.assertEqual(child.layers, base.layers)
         self.assertTrue(child.config["history"][-1]["empty_layer"])
         self.assertEqual(self.store.history(child)[0]["Size"], 0)
+        # The empty tar is thrown away: it is not made durable first.
+        self.assertEqual([p for p in synced if p.endswith("layer.tar")], [])
+        self.write_in_layer(self.driver, layer_id, "f", b"x")
+        self.store.commit(layer_id, base, {}, {}, "", "", "", None, NOW)
+        self.assertEqual(len([p for p in synced if p.endswith("layer.tar")]), 1)
+
+    def fsynced_paths(self) -> list[str]:
+        """From now on, the paths this process fsyncs (os.fsync patched)."""
+        seen: list[str] = []
+        real = os.fsync
+
+        def fsync(fd):
+            seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+            return real(fd)
+        self.patch(os, "fsync", fsync)
+        return seen
 
     # -- prune -------------------------------------------------------------------
 
