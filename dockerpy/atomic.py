@@ -84,6 +84,14 @@ def rewrite(path: str, data: bytes, mode: int = 0o644) -> None:
         os.close(fd)
 
 
+def discard(path: str) -> None:
+    """Unlink ``path``; a file already gone is fine."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def fsync_dir(directory: str) -> None:
     dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:

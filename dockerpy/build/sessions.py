@@ -32,6 +32,7 @@ Everything here blocks: call it in the thread pool.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import secrets
@@ -210,13 +211,9 @@ class ContextStore:
         with self._lock(key):
             os.makedirs(directory, mode=0o700, exist_ok=True)
             index = self._load(key)
-            pack = ""
+            pack = ""  # the upload, kept once a file of the manifest comes from it
             readers: dict[str, object] = {}
-            if upload is not None and any(
-                    e.kind == "file" and upload.file_at(e.name) for e in session.entries):
-                pack = uuid.uuid4().hex + ".tar"
-                self._write_pack(os.path.join(directory, pack), body)
-            tree = TarTree(_EMPTY, now)
+            tree = TarTree(io.BytesIO(), now)
             new_index: dict[str, list] = {}
             try:
                 for e in session.entries:
@@ -225,6 +222,9 @@ class ContextStore:
                         continue
                     at = upload.file_at(e.name) if upload is not None else None
                     if at is not None:
+                        if not pack:
+                            pack = uuid.uuid4().hex + ".tar"
+                            self._write_pack(os.path.join(directory, pack), body)
                         rec = [pack, at[0], at[1], e.mode, e.stamp]
                     else:
                         rec = index.get(e.name)
@@ -237,14 +237,14 @@ class ContextStore:
                     new_index[e.name] = rec
             except BaseException:
                 if pack:
-                    _unlink(os.path.join(directory, pack))
+                    atomic.discard(os.path.join(directory, pack))
                 raise
             if new_index != index or not os.path.exists(os.path.join(directory, "index.json")):
                 atomic.write_json(os.path.join(directory, "index.json"), new_index, 0o600)
             live = {rec[0] for rec in new_index.values()}
             for name in os.listdir(directory):
                 if _PACK.match(name) and name not in live:
-                    _unlink(os.path.join(directory, name))
+                    atomic.discard(os.path.join(directory, name))
         self._trim(keep=key)
         return tree
 
@@ -258,7 +258,7 @@ class ContextStore:
             os.fsync(fd)
         except BaseException:
             os.close(fd)
-            _unlink(path)
+            atomic.discard(path)
             raise
         os.close(fd)
 
@@ -302,17 +302,6 @@ class ContextStore:
         return freed
 
 
-class _Empty:
-    """A body with no bytes, for a tree whose files all have readers."""
-
-    @staticmethod
-    def getvalue() -> bytes:
-        return b""
-
-
-_EMPTY = _Empty()
-
-
 def _same(rec: list | None, e: Entry) -> bool:
     return rec is not None and rec[2] == e.size and rec[3] == e.mode and rec[4] == e.stamp
 
@@ -325,11 +314,6 @@ def _open_pack(path: str):
         raise Conflict(EXPIRED) from None
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _mtime(path: str) -> float:

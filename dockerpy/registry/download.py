@@ -31,6 +31,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from dockerpy import atomic
 from dockerpy.errors import DockerError, InvalidParameter, SystemError_
 from dockerpy.logfilter import engine_log
 
@@ -142,7 +143,7 @@ class BlobDownload:
             await self._close_file()
             if isinstance(error, InvalidParameter):
                 # Verification failed: nothing here is worth resuming.
-                await self.in_thread(_unlink, self.path)
+                await self.in_thread(atomic.discard, self.path)
             with self._cond:
                 self._error = error
                 self._cond.notify_all()
@@ -401,10 +402,3 @@ def progress_bar(current: int, total: int) -> str:
     filled = min(width, int(width * current / total))
     arrow = "=" * max(filled - 1, 0) + (">" if filled < width else "=") if filled else ">"
     return f"[{arrow:<{width}}] {human(current)}/{human(total)}"
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
