@@ -23,6 +23,7 @@ from typing import BinaryIO, Iterable
 
 from dockerpy.archive import resolve_components, resolve_in_root
 from dockerpy.errors import InvalidParameter, NotFound
+from dockerpy.storage.layertar import stamp_checksum
 
 _CHUNK = 1 << 20
 _MAX_SYMLINKS = 255
@@ -177,6 +178,8 @@ class TarTree:
         self.root = _Node("dir", 0o755, now)
         self._now = now
         self._read_at = reader_of(body)
+        #: Directory nodes placed by add_entry, by clean name ("" the root).
+        self._dirs_by_name: dict[str, _Node] = {"": self.root}
 
     @classmethod
     def single_file(cls, body: BinaryIO, name: str, size: int, now: float) -> "TarTree":
@@ -325,7 +328,7 @@ class TarTree:
         """
         # Manifests list parents first with clean names: their directory
         # nodes are remembered by name (no walk from the root per entry).
-        dirs = self.__dict__.setdefault("_dirs_by_name", {"": self.root})
+        dirs = self._dirs_by_name
         head, _, base = name.rpartition("/")
         parent = dirs.get(head) if posixpath.normpath(name) == name and base not in (
             "", ".", "..") and not name.startswith("/") else None
@@ -809,11 +812,11 @@ def _ustar_header(name: str, kind: bytes, mode: int, uid: int, gid: int, mtime: 
               _octal(size, 12), _octal(mtime, 12)]
     if None in fields:
         return None
-    buf = bytearray(bname.ljust(100, b"\0") + b"".join(fields) + b"        " + kind
+    buf = bytearray(bname.ljust(100, b"\0") + b"".join(fields) + b"\0" * 8 + kind
                     + blink.ljust(100, b"\0") + tarfile.POSIX_MAGIC
                     + b"\0" * (64 + 16 + 155))  # user/group names, device numbers, prefix
     buf += b"\0" * (512 - len(buf))
-    buf[148:155] = b"%06o\0" % sum(buf)
+    stamp_checksum(buf)
     return bytes(buf)
 
 

@@ -659,9 +659,16 @@ class GoTarInfo(tarfile.TarInfo):
             return buf
         block = bytearray(buf)
         block[100:108] = tarfile.itn(mode, 8, format)
-        block[148:156] = b"        "
-        block[148:155] = b"%06o\0" % tarfile.calc_chksums(block)[0]
+        stamp_checksum(block)
         return bytes(block)
+
+
+def stamp_checksum(block: bytearray) -> None:
+    """Write a ustar header's checksum into ``block`` (512 bytes) as
+    ``tarfile`` does: the unsigned sum with the field taken as spaces, six
+    octal digits, a NUL, and the field's last space kept."""
+    block[148:156] = b"        "
+    block[148:155] = b"%06o\0" % sum(block)
 
 
 class LayerTarWriter:
