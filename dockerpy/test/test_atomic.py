@@ -10,11 +10,19 @@ from twisted.trial.unittest import SynchronousTestCase
 from dockerpy import atomic
 
 
-class WriteBytesTests(SynchronousTestCase):
+class InDirTestCase(SynchronousTestCase):
+    """Each test gets an empty directory and ``path``, a name in it."""
+
+    name = "file"
+
     def setUp(self) -> None:
         self.dir = self.mktemp()
         os.makedirs(self.dir)
-        self.path = os.path.join(self.dir, "record")
+        self.path = os.path.join(self.dir, self.name)
+
+
+class WriteBytesTests(InDirTestCase):
+    name = "record"
 
     def test_replaces_the_file_whole_with_a_new_inode_and_no_temporary_left(self) -> None:
         atomic.write_bytes(self.path, b"old", 0o600)
@@ -26,11 +34,8 @@ class WriteBytesTests(SynchronousTestCase):
         self.assertEqual(os.listdir(self.dir), ["record"])
 
 
-class RewriteTests(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.dir = self.mktemp()
-        os.makedirs(self.dir)
-        self.path = os.path.join(self.dir, "hosts")
+class RewriteTests(InDirTestCase):
+    name = "hosts"
 
     def test_keeps_the_inode_so_a_bind_mount_sees_the_new_content(self) -> None:
         atomic.rewrite(self.path, b"a much longer first content\n", 0o600)
@@ -48,15 +53,23 @@ class RewriteTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(target))
 
 
-class WriteNewTests(SynchronousTestCase):
+class WriteNewTests(InDirTestCase):
+    name = "link"
+
     def test_creates_the_file_with_its_mode_and_never_overwrites(self) -> None:
-        directory = self.mktemp()
-        os.makedirs(directory)
-        path = os.path.join(directory, "link")
-        atomic.write_new(path, b"ABC", 0o600)
-        with open(path, "rb") as f:
+        atomic.write_new(self.path, b"ABC", 0o600)
+        with open(self.path, "rb") as f:
             self.assertEqual(f.read(), b"ABC")
-        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
-        self.assertRaises(FileExistsError, atomic.write_new, path, b"other")
-        with open(path, "rb") as f:
+        self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o600)
+        self.assertRaises(FileExistsError, atomic.write_new, self.path, b"other")
+        with open(self.path, "rb") as f:
             self.assertEqual(f.read(), b"ABC")
+
+
+class DiscardTests(InDirTestCase):
+
+    def test_removes_a_file_and_accepts_one_already_gone(self) -> None:
+        open(self.path, "w").close()
+        atomic.discard(self.path)
+        self.assertEqual(os.listdir(self.dir), [])
+        atomic.discard(self.path)
