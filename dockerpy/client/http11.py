@@ -121,10 +121,7 @@ class Response:
 
     def close(self) -> None:
         self._done = True
-        try:
-            self.fp.close()
-        except OSError:
-            pass
+        _close_quietly(self.fp)
 
 
 class Connection:
@@ -202,15 +199,15 @@ class Connection:
                             self._method)
 
     def close(self) -> None:
-        if self._fp is not None:
-            try:
-                self._fp.close()
-            except OSError:
-                pass
-            self._fp = None
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-            self.sock = None
+        _close_quietly(self._fp)
+        _close_quietly(self.sock)
+        self._fp = self.sock = None
+
+
+def _close_quietly(closable) -> None:
+    """Close a file or socket (None: nothing); an error on close is moot."""
+    if closable is not None:
+        try:
+            closable.close()
+        except OSError:
+            pass
