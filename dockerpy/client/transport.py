@@ -217,55 +217,25 @@ class Response:
 class Hijacked:
     """A connection taken over after ``101 UPGRADED`` (or a raw 200).
 
+    :param conn: the connection, its response head read.
+    :param read1: reads the stream (at most n bytes, ``b""`` at its end):
+        the raw socket after a 101, the response's body after a 200
+        (chunked or ended by the close).
     :ivar sock: the socket, for writing stdin and half-closing.
     """
 
-    def __init__(self, sock: socket.socket, leftover: bytes, chunked: bool):
-        self.sock = sock
-        self._buf = leftover
-        self._chunked = chunked
-        self._chunk_left = 0
-        self._eof = False
-
-    def _recv(self, n: int) -> bytes:
-        if self._buf:
-            data, self._buf = self._buf[:n], self._buf[n:]
-            return data
-        try:
-            return self.sock.recv(n)
-        except (ConnectionResetError, OSError):
-            return b""
-
-    def _readline(self) -> bytes:
-        line = b""
-        while not line.endswith(b"\n"):
-            c = self._recv(1)
-            if not c:
-                break
-            line += c
-        return line
+    def __init__(self, conn: http11.Connection, read1):
+        self._conn = conn
+        self.sock = conn.sock
+        self._read1 = read1
 
     def read(self, n: int = 65536) -> bytes:
-        """Up to *n* bytes of the stream; ``b""`` at EOF."""
-        if self._eof:
+        """Up to *n* bytes of the stream; ``b""`` at EOF (or when the
+        connection breaks)."""
+        try:
+            return self._read1(n)
+        except OSError:
             return b""
-        if not self._chunked:
-            return self._recv(n)
-        if self._chunk_left == 0:
-            line = self._readline()
-            try:
-                size = int(line.split(b";")[0].strip() or b"0", 16)
-            except ValueError:
-                size = 0
-            if size == 0:
-                self._eof = True
-                return b""
-            self._chunk_left = size
-        data = self._recv(min(n, self._chunk_left))
-        self._chunk_left -= len(data)
-        if self._chunk_left == 0 and data:
-            self._readline()
-        return data
 
     def write(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -280,10 +250,7 @@ class Hijacked:
             pass
 
     def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self._conn.close()
 
 
 class Client:
@@ -441,54 +408,25 @@ class Client:
         url = self.url(path, query)
         conn = self._connection()
         try:
-            conn.connect()
+            conn.request("POST", url, body=b"", headers=self._headers(
+                {"Content-Type": "text/plain", "Connection": "Upgrade", "Upgrade": "tcp"}))
+            resp = conn.getresponse()
+        except http11.ProtocolError as e:
+            conn.close()
+            raise APIError(500, f"malformed response from daemon: {e}") from None
         except OSError as e:
+            conn.close()
             raise DaemonUnreachable(str(e)) from e
-        sock = conn.sock
-        lines = [f"POST {url} HTTP/1.1"]
-        for k, v in self._headers({"Content-Type": "text/plain", "Connection": "Upgrade",
-                                   "Upgrade": "tcp", "Content-Length": "0"}).items():
-            lines.append(f"{k}: {v}")
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        head, _, rest = buf.partition(b"\r\n\r\n")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        try:
-            status = int(status_line.split()[1])
-        except (IndexError, ValueError):
-            sock.close()
-            raise APIError(500, f"malformed response from daemon: {status_line!r}")
-        headers = {}
-        for line in header_lines:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        chunked = headers.get("transfer-encoding", "").lower() == "chunked"
-        if status >= 400:
-            body = rest
-            length = int(headers.get("content-length", "-1"))
-            hij = Hijacked(sock, rest, chunked)
-            if chunked:
-                body = b""
-                while True:
-                    c = hij.read()
-                    if not c:
-                        break
-                    body += c
-            else:
-                while length >= 0 and len(body) < length:
-                    c = sock.recv(65536)
-                    if not c:
-                        break
-                    body += c
-            sock.close()
-            raise APIError(status, _error_message(body, headers.get("content-type", ""),
-                                                  status, url))
-        return Hijacked(sock, rest, chunked and status != 101)
+        if resp.status >= 400:
+            try:
+                body = resp.read()
+            finally:
+                conn.close()
+            raise APIError(resp.status, _error_message(
+                body, resp.headers.get("content-type", ""), resp.status, url))
+        # After a 101 the socket is the stream (what came with the head is
+        # in the response's buffer); a 200 frames it as its body.
+        return Hijacked(conn, resp.fp.read1 if resp.status == 101 else resp.read1)
 
 
 class _Pending:

@@ -9,6 +9,8 @@ import threading
 from twisted.trial.unittest import SynchronousTestCase
 
 from dockerpy.client.http11 import Connection, ProtocolError
+from dockerpy.client.testing import Hijack, Reply
+from dockerpy.client.transport import APIError, Client
 
 
 class Canned:
@@ -146,3 +148,46 @@ class RequestTests(SynchronousTestCase):
         head, _, body = canned.request.partition(b"\r\n\r\n")
         self.assertIn(b"Transfer-Encoding: chunked", head)
         self.assertEqual(body, b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+
+
+class HijackTests(SynchronousTestCase):
+    """Client.hijack over this HTTP: the stream after a 101 (bytes that came
+    with the head included), a 200 raw stream, and an error status."""
+
+    def setUp(self) -> None:
+        from dockerpy.client.testing import FakeEngine
+
+        self.engine = FakeEngine().start()
+        self.addCleanup(self.engine.stop)
+        self.client = Client(self.engine.host)
+
+    def stream(self, status: int) -> bytes:
+        def session(read, write):
+            write(b"first ")
+            write(b"second")
+        self.engine.route("POST", "/containers/c/attach", Hijack(session, status=status))
+        hijacked = self.client.hijack("/containers/c/attach", {"stream": 1})
+        try:
+            got = b""
+            while True:
+                data = hijacked.read()
+                if not data:
+                    return got
+                got += data
+        finally:
+            hijacked.close()
+
+    def test_the_stream_after_101_and_after_a_raw_200(self):
+        self.assertEqual(self.stream(101), b"first second")
+        self.assertEqual(self.stream(200), b"first second")
+        request = self.engine.calls("POST", "/attach")[0]
+        self.assertEqual((request.headers["Upgrade"], request.headers["Content-Length"]),
+                         ("tcp", "0"))
+
+    def test_an_error_status_is_an_api_error_with_the_daemons_message(self):
+        self.engine.route("POST", "/containers/c/attach",
+                          Reply(404, {"message": "No such container: c"}))
+        with self.assertRaises(APIError) as e:
+            self.client.hijack("/containers/c/attach")
+        self.assertEqual((e.exception.status, e.exception.message),
+                         (404, "No such container: c"))
