@@ -150,6 +150,8 @@ class Overlay2Driver:
             self._options = _probe(self.home)
         except OSError as e:
             raise Unavailable(f"driver not supported: overlay2 ({e.strerror or e})") from None
+        # Each layer directory in a block group of its own (see the function).
+        syscalls.spread_subdirectories(self.home)
         self._real_home = os.path.realpath(self.home)
         self._libc = _libc()
         self._lock = threading.RLock()

@@ -23,7 +23,7 @@ from typing import BinaryIO, Optional
 
 from zope.interface import implementer
 
-from dockerpy import atomic
+from dockerpy import atomic, syscalls
 from dockerpy.errors import Conflict, InvalidParameter, NotFound
 from dockerpy.interfaces import IStorageDriver
 from dockerpy.storage import layertar
@@ -137,6 +137,7 @@ class VfsDriver:
         self._meta = os.path.join(self.home, "meta")
         os.makedirs(self._dirs, mode=0o710, exist_ok=True)
         os.makedirs(self._meta, mode=0o700, exist_ok=True)
+        syscalls.spread_subdirectories(self._dirs)
         self._lock = threading.RLock()
         self._refs: dict[str, int] = {}
         for name in os.listdir(self._dirs):

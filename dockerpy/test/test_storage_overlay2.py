@@ -10,6 +10,7 @@ import tarfile
 
 from twisted.trial.unittest import SkipTest, TestCase
 
+from dockerpy import syscalls
 from dockerpy.errors import InvalidParameter
 from dockerpy.storage import make_driver
 from dockerpy.storage.overlay2 import Overlay2Driver, mountinfo, supported
@@ -51,6 +52,18 @@ class Overlay2Tests(TestCase):
         self.addCleanup(shutil.rmtree, self.home + "-root", True)
         self.assertEqual(driver.home, os.path.join(self.home + "-root", "storage", "overlay2"))
         self.assertIn(["Native Overlay Diff", "true"], driver.status())
+
+    def test_home_is_a_top_directory(self) -> None:
+        """Each layer directory in a block group of its own, where the file
+        system has the flag (see syscalls.spread_subdirectories)."""
+        from dockerpy.test.test_syscalls import _flags
+
+        probe = self.home + "-probe"
+        os.mkdir(probe)
+        self.addCleanup(os.rmdir, probe)
+        if not syscalls.spread_subdirectories(probe):
+            raise SkipTest("the file system has no top-directory flag")
+        self.assertTrue(_flags(self.home) & syscalls.FS_TOPDIR_FL)
 
     def test_unknown_driver(self) -> None:
         error = self.assertRaises(InvalidParameter, make_driver, "aufs", self.home)

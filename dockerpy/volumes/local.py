@@ -107,6 +107,8 @@ class LocalDriver:
         self._lock = threading.Lock()
         self._users: dict[str, set[str]] = {}
         os.makedirs(root, mode=0o701, exist_ok=True)
+        # Volumes hold users' trees of files: each in a block group of its own.
+        syscalls.spread_subdirectories(root)
 
     # -- paths ---------------------------------------------------------
 
