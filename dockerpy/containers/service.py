@@ -21,7 +21,7 @@ from typing import Any, Callable
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from dockerpy import atomic, errors
+from dockerpy import atomic, errors, syscalls
 from dockerpy.containers import etcfiles, names
 from dockerpy.containers.logs import JSONFileWriter
 from dockerpy.containers.monitor import ContainerProcess
@@ -169,6 +169,9 @@ class ContainerService:
         self.runtimes = runtimes
         self.default_runtime = default_runtime
         self.exec_root = exec_root
+        bundles = os.path.join(exec_root, "containers")
+        os.makedirs(bundles, mode=0o711, exist_ok=True)
+        syscalls.spread_subdirectories(bundles)
         self.cgroup_parent = cgroup_parent
         self._events = events
         # dockerpy.network.service.NetworkService; None: no bridge (unit tests).

@@ -74,7 +74,7 @@ from typing import IO, Any, Callable, Iterable, Sequence
 
 from zlib import error as zlibError
 
-from dockerpy import atomic
+from dockerpy import atomic, syscalls
 from dockerpy.errors import (Conflict, InvalidParameter, NotFound, SystemError_,
                              no_such_image)
 from dockerpy.filters import label_match
@@ -1131,6 +1131,7 @@ class ImageStore:
     def _recover(self) -> None:
         for d in (self._blobs, self._layers_dir, self._meta_dir, self._owners_dir, self._tmp):
             os.makedirs(d, exist_ok=True)
+        syscalls.spread_subdirectories(self._layers_dir)
         for name in os.listdir(self._tmp):
             path = os.path.join(self._tmp, name)
             shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
