@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from dockerpy import atomic
+from dockerpy import atomic, syscalls
 from dockerpy.errors import (
     Conflict, DockerError, InvalidParameter, NotFound, SystemError_, Unavailable)
 from dockerpy.interfaces import IRuntime
@@ -507,6 +507,7 @@ class OCIRuntime:
         self.children: dict[str, int] = {}
         #: Container id -> the forgetting of its stopped state, in flight.
         self._forgetting: dict[str, Deferred] = {}
+        self._state_root_spread = False
 
     def __repr__(self) -> str:
         return f"OCIRuntime({self.name!r}, {self.path!r}, {self.state_root!r})"
@@ -667,6 +668,11 @@ class OCIRuntime:
             ``processExited``/``processEnded``, after the Deferred failed.
         """
         os.makedirs(self.state_root, mode=0o700, exist_ok=True)
+        if not self._state_root_spread:
+            # The runtime's directory per container in a quiet block group
+            # (ext4; see syscalls.spread_subdirectories).  Tried once.
+            syscalls.spread_subdirectories(self.state_root)
+            self._state_root_spread = True
         for stale in (pid_file, os.path.join(bundle, RUNTIME_LOG)):
             try:
                 os.unlink(stale)

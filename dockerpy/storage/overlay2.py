@@ -294,8 +294,18 @@ class Overlay2Driver:
             raise
 
     def _mounted(self, merged: str) -> bool:
-        real = os.path.join(self._real_home, os.path.relpath(merged, self.home))
-        return any(point == real for point, _ in mountinfo())
+        # A mount's root has another device than its parent: two stats,
+        # where mountinfo grows with every running container (and holds
+        # each one's long lowerdir list).  mountinfo only when a stat fails
+        # other than for a missing directory (a broken mount, say).
+        try:
+            inside, parent = os.lstat(merged), os.lstat(os.path.dirname(merged))
+        except FileNotFoundError:
+            return False
+        except OSError:
+            real = os.path.join(self._real_home, os.path.relpath(merged, self.home))
+            return any(point == real for point, _ in mountinfo())
+        return inside.st_dev != parent.st_dev
 
     def mount(self, layer_id: str) -> str:
         path = self._require(layer_id)
