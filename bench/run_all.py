@@ -47,12 +47,16 @@ def cli_startup(target: Target, runs: int) -> dict[str, float]:
     return medians
 
 
-def ratio_line(what: str, ours: float, theirs: float, target: float, unit: str,
+def ratio_line(what: str, ours: float, theirs: float, target: float | None, unit: str,
                lower_is_better: bool = True) -> str:
+    """:param target: the issue's ratio; ``None`` for a figure shown for
+        information (no target of the issue applies to it)."""
     r = ours / theirs if theirs else float("nan")
+    line = f"  {what:44s} {ours:9.1f} {unit:3s} vs {theirs:9.1f} {unit:3s}  ratio {r:5.2f}"
+    if target is None:
+        return line + "  (no target)"
     ok = r <= target if lower_is_better else r >= target
-    return (f"  {what:44s} {ours:9.1f} {unit:3s} vs {theirs:9.1f} {unit:3s}  ratio {r:5.2f}"
-            f"  target <= {target:<4}  {'MET' if ok else 'NOT MET'}")
+    return line + f"  target <= {target:<4}  {'MET' if ok else 'NOT MET'}"
 
 
 def main() -> None:
@@ -145,9 +149,11 @@ def main() -> None:
             print(ratio_line("run --rm (docker CLI v28)", lat_real[0]["median"] * 1000,
                              lat_real[1]["median"] * 1000, 0.25, "ms"))
             if lat_our:
+                # The issue's target is through the same (real) CLI; this
+                # row adds bin/docker's Python start-up (~55 ms) to ours.
                 print(ratio_line("run --rm (bin/docker) vs docker20 via CLI",
                                  lat_our["median"] * 1000, lat_real[1]["median"] * 1000,
-                                 0.25, "ms"))
+                                 None, "ms"))
             print(ratio_line(f"start {args.count} detached x{args.jobs} (wall)",
                              statistics.median(walls[ours]), statistics.median(walls[theirs]),
                              0.2, "s"))

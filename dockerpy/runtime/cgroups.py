@@ -62,14 +62,16 @@ def v2_controllers_on_hybrid(root: str = CGROUP_ROOT, mode: Optional[str] = None
         return False
 
 
-#: Run by :func:`legacy_view_argv`'s shell: detach the v2 tree from its
-#: peers first (on a host whose mounts are shared, a plain umount would
-#: propagate and unmount the host's own), then unmount it, then exec the
-#: runtime (``$0``) with its arguments.
-_HIDE_UNIFIED = 'mount --make-private {path} && umount {path} && exec "$0" "$@"'
+#: Run by :func:`legacy_view_argv`'s shell: unmount the v2 tree, then exec
+#: the runtime (``$0``) with its arguments.  On a host where that mount is
+#: shared, :data:`_PRIVATE_FIRST` detaches it from its peers first: a plain
+#: umount would propagate and unmount the host's own.
+_HIDE_UNIFIED = 'umount {path} && exec "$0" "$@"'
+_PRIVATE_FIRST = 'mount --make-private {path} && '
 
 
-def legacy_view_argv(root: str = CGROUP_ROOT) -> Optional[list[str]]:
+def legacy_view_argv(root: str = CGROUP_ROOT,
+                     mountinfo: str = "/proc/self/mountinfo") -> Optional[list[str]]:
     """The command-line prefix that runs a runtime where this hybrid host
     looks like a legacy (v1 only) one, so that crun manages the container's
     cgroups on the v1 hierarchies, as runc does here.
@@ -78,12 +80,15 @@ def legacy_view_argv(root: str = CGROUP_ROOT) -> Optional[list[str]]:
     with the same propagation (so ``rshared`` binds still reach the host),
     minus the v2 tree at ``<root>/unified``.  Its containers' namespaces are
     made from that copy.  The namespace goes away with the runtime process,
-    unless a container keeps its copy of it.
+    unless a container keeps its copy of it.  The v2 mount's propagation is
+    read once, here: a private one (as on this machine) needs no
+    ``--make-private``, one process less per runtime command.
 
     :return: the prefix, or None without ``unshare`` (util-linux) or a
         static busybox (its ``sh``, ``mount`` and ``umount``).
     """
     from dockerpy.tools.busybox_rootfs import find_busybox
+    from dockerpy.volumes.mounts import mount_of
 
     unshare = shutil.which("unshare")
     try:
@@ -92,7 +97,14 @@ def legacy_view_argv(root: str = CGROUP_ROOT) -> Optional[list[str]]:
         return None
     if unshare is None:
         return None
-    script = _HIDE_UNIFIED.format(path=os.path.join(root, UNIFIED))
+    path = os.path.join(root, UNIFIED)
+    try:
+        point, tags = mount_of(path, mountinfo)
+        private = point == path and not tags & {"shared", "master"}
+    except (OSError, ValueError, IndexError):
+        private = False
+    script = ("" if private else _PRIVATE_FIRST.format(path=path)) + \
+        _HIDE_UNIFIED.format(path=path)
     return [unshare, "--mount", "--propagation", "unchanged", "--",
             busybox, "sh", "-c", script]
 

@@ -420,6 +420,25 @@ class CgroupsTests(SynchronousTestCase):
         self.assertEqual(cgroups.cgroups_path(a, "abc"), a + "/abc")
         self.assertEqual(cgroups.cgroup_driver(), "cgroupfs")
 
+    def test_launcher_detaches_a_shared_v2_tree_before_unmounting_it(self) -> None:
+        """A umount of a shared v2 tree in the runtime's namespace would
+        reach the host's: the launcher makes it private first, and skips
+        that step (a process) when it is private already."""
+        shared = MOUNTINFO_HYBRID.replace("cgroup/unified rw -", "cgroup/unified rw shared:7 -")
+        slave = MOUNTINFO_HYBRID.replace("cgroup/unified rw -", "cgroup/unified rw master:3 -")
+        scripts = {}
+        for name, text in [("private", MOUNTINFO_HYBRID), ("shared", shared), ("slave", slave)]:
+            argv = cgroups.legacy_view_argv(mountinfo=self.mountinfo(text))
+            if argv is None:
+                raise SkipTest("no unshare or static busybox")
+            self.assertEqual(argv[1:5], ["--mount", "--propagation", "unchanged", "--"])
+            scripts[name] = argv[-1]
+        self.assertEqual(scripts["private"],
+                         'umount /sys/fs/cgroup/unified && exec "$0" "$@"')
+        for name in ("shared", "slave"):
+            self.assertEqual(scripts[name], "mount --make-private /sys/fs/cgroup/unified && "
+                                            'umount /sys/fs/cgroup/unified && exec "$0" "$@"')
+
     def test_remove_refuses_root(self) -> None:
         for parent in ("/", "", "/a/../.."):
             self.assertRaises(ValueError, cgroups.remove_cgroup_parent, parent)
