@@ -405,11 +405,9 @@ class _DetachedWatcher(_StartWatcher):
         if self._state != "running":
             super().processExited(reason)
             return
-        # The runtime is gone, so the init is our child now.
-        from twisted.internet import process as twisted_process
-
-        twisted_process.registerReapProcessHandler(
-            self.pid, _InitReaper(self.pid, self.container_id, self._init_ended))
+        # The runtime is gone, so the init is our child now, or will be as
+        # soon as the runtime's last process exits (see _InitReaper).
+        _InitReaper(self.pid, self.container_id, self._init_ended).register()
 
     def processEnded(self, reason: Failure) -> None:
         if self._state != "running" or self.pid is None:
@@ -452,31 +450,73 @@ def _forget_stopped(state_root: str, container_id: str, cgroups_path: str) -> No
     shutil.rmtree(os.path.join(state_root, container_id), ignore_errors=True)
 
 
+def _parent_of(pid: int) -> Optional[int]:
+    """The parent pid of ``pid`` (a zombie's too), or None if there is no
+    such process."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("PPid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 class _InitReaper:
     """What Twisted's child reaping calls for a container's init: it reaps
-    the pid on SIGCHLD (``reapProcess``), or reports that it had already
-    exited when registered (``processEnded(status)``)."""
+    the pid on SIGCHLD (``reapProcess``), or at once if it had already exited
+    when registered (:meth:`register`).
+
+    The init becomes our child only when the runtime's last process is
+    gone: crun's ``run --detach`` exits while the intermediate process that
+    cloned the init may still run for a moment, and a container that exits
+    at once is that process's zombie until then.  Until the init is ours,
+    ``waitpid`` fails with ECHILD; the reaper then waits for the SIGCHLD the
+    kernel sends us when the zombie (or the running init) is handed over.
+    """
 
     def __init__(self, pid: int, container_id: str, on_exit) -> None:
         self.pid = pid
         self.container_id = container_id
         self.on_exit = on_exit
 
-    def reapProcess(self) -> None:  # noqa: N802 (Twisted's name)
+    def register(self) -> None:
+        """Reap now if the init already exited as our child, else wait for
+        SIGCHLD (what ``registerReapProcessHandler`` does, without its
+        error log for an init that is still the runtime's child)."""
         from twisted.internet import process as twisted_process
 
+        status = self._try_wait()
+        if status is not None:
+            self.on_exit(status)
+            return
+        if self.pid in twisted_process.reapProcessHandlers:
+            raise RuntimeError(f"container {self.container_id}: init {self.pid} "
+                               f"registered twice")
+        twisted_process.reapProcessHandlers[self.pid] = self
+
+    def _try_wait(self) -> Optional[int]:
+        """:return: the init's wait status if it was reaped now; None while
+            it runs or is still another process's child."""
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
+            parent = _parent_of(self.pid)
+            if parent is not None and parent != os.getpid():
+                return None  # still the runtime's; handed to us with a SIGCHLD
             log.error("container {id}: its init {pid} is not our child",
                       id=self.container_id, pid=self.pid)
-            pid, status = self.pid, 255 << 8
-        if pid:
+            return 255 << 8
+        return status if pid else None
+
+    def reapProcess(self) -> None:  # noqa: N802 (Twisted's name)
+        from twisted.internet import process as twisted_process
+
+        status = self._try_wait()
+        if status is not None:
             twisted_process.unregisterReapProcessHandler(self.pid, self)
             self.on_exit(status)
-
-    def processEnded(self, status: int) -> None:  # noqa: N802 (Twisted's name)
-        self.on_exit(status)
 
 
 @implementer(IRuntime)

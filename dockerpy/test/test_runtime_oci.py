@@ -6,9 +6,12 @@ own runtime state root and cgroup parent, removed in cleanups.
 """
 
 import io
+import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tarfile
 import tempfile
 import uuid
@@ -480,3 +483,48 @@ class TranslateStartErrorTests(SynchronousTestCase):
         e = translate_start_error("crun", "cgroups in hybrid mode not supported", "sh")
         self.assertIsInstance(e, RuntimeStartError)
         self.assertEqual(e.status, 500)
+
+
+# A subreaper interpreter: an "intermediate" process forks an "init" that
+# exits 7 at once and lingers without reaping it, as crun's intermediate
+# process may after `run --detach` returned.  The reaper registered then
+# must wait for the zombie to be handed over, not report it lost (255).
+_HANDOVER_SCRIPT = r"""
+import ctypes, json, os, subprocess, sys, time
+from twisted.internet import process as twisted_process
+from dockerpy.runtime.oci import _InitReaper
+
+assert ctypes.CDLL(None).prctl(36, 1, 0, 0, 0) == 0
+code = "import os, time\npid = os.fork()\nif pid == 0:\n    os._exit(7)\nprint(pid, flush=True)\ntime.sleep(0.5)\n"
+middle = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+init = int(middle.stdout.readline())
+deadline = time.monotonic() + 10
+while "State:\tZ" not in open(f"/proc/{init}/status").read() and time.monotonic() < deadline:
+    time.sleep(0.01)
+seen = []
+reaper = _InitReaper(init, "c0ffee", seen.append)
+reaper.register()
+while_theirs = list(seen)
+registered = twisted_process.reapProcessHandlers.get(init) is reaper
+middle.wait()  # its exit hands the zombie to us, with a SIGCHLD
+reaper.reapProcess()  # what that SIGCHLD runs
+gone = _InitReaper(middle.pid, "dead", seen.append)
+gone.register()  # reaped already, by us: lost for good
+print(json.dumps({"while_theirs": while_theirs, "registered": registered, "seen": seen,
+                  "left": init in twisted_process.reapProcessHandlers}))
+"""
+
+
+class InitReaperTests(SynchronousTestCase):
+
+    def test_init_still_the_runtimes_zombie_is_waited_for(self) -> None:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        out = subprocess.run([sys.executable, "-c", _HANDOVER_SCRIPT], capture_output=True,
+                             text=True, cwd=root, timeout=60,
+                             env={**os.environ, "PYTHONPATH": root})
+        self.assertEqual(out.returncode, 0, out.stderr)
+        result = json.loads(out.stdout)
+        self.assertEqual(result["while_theirs"], [])
+        self.assertTrue(result["registered"])
+        self.assertEqual(result["seen"], [7 << 8, 255 << 8])
+        self.assertFalse(result["left"])
