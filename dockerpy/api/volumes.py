@@ -14,7 +14,8 @@ from dockerpy import errors
 from dockerpy.api.app import api_version, check_filters, parse_filters, query, query_bool, \
     read_json, write_json
 
-_LIST_FILTERS = {"dangling", "name", "label", "label!", "driver"}
+# moby's list filters: ``label!`` is for prune only (Docker answers 400).
+_LIST_FILTERS = {"dangling", "name", "label", "driver"}
 
 
 def install(app: Klein, daemon=None) -> None:

@@ -259,6 +259,23 @@ class NamedVolumeTests(VolumeTestBase):
         self.assertEqual(r.returncode, 1)
         self.assertIn(b"includes invalid characters for a local volume name", r.stderr)
 
+    def test_prune_label_negation_spares_only_volumes_with_every_label(self):
+        """Checked against Docker 20.10: ``label!`` is a prune filter, and a
+        volume survives it only if it has all the labels given; listing
+        refuses it."""
+        from urllib.parse import quote
+
+        for name, labels in [("va", ["env=prod", "team=x"]), ("vb", ["env=dev", "team=x"]),
+                             ("vc", ["env=prod"]), ("vd", [])]:
+            self.out("volume", "create", *[a for lb in labels for a in ("--label", lb)], name)
+        flt = quote(json.dumps({"label!": ["env=prod", "team=x"]}))
+        status, body = self.daemon.json("GET", f"/volumes?filters={flt}")
+        self.assertEqual((status, body), (400, {"message": "invalid filter 'label!'"}))
+        status, body = self.daemon.json("POST", f"/v1.41/volumes/prune?filters={flt}")
+        self.assertEqual(status, 200)
+        self.assertEqual(sorted(body["VolumesDeleted"]), ["vb", "vc", "vd"])
+        self.assertEqual(self.out("volume", "ls", "-q"), "va\n")
+
     def test_tmpfs_backed_local_volume_is_mounted_only_while_used(self):
         self.out("volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs",
                  "--opt", "o=size=1m", "tv")

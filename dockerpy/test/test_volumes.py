@@ -124,7 +124,9 @@ class VolumeServiceTests(unittest.TestCase):
         self.assertEqual((yield names({"label": ["tier"]})), ["va", "vb"])
         self.assertEqual((yield names({"label": ["tier=db", "x"]})), ["va"])
         self.assertEqual((yield names({"label!": ["tier=db"]})), ["vb", "vc"])
-        self.assertEqual((yield names({"label!": ["tier", "x"]})), ["vc"])
+        # label! (prune's) spares only what has all the labels, as moby does.
+        self.assertEqual((yield names({"label!": ["tier", "x"]})), ["vb", "vc"])
+        self.assertEqual((yield names({"label!": ["tier=web", "x"]})), ["va", "vb", "vc"])
         self.assertEqual((yield names({"label": ["tier"], "label!": ["x"]})), ["vb"])
 
     @defer.inlineCallbacks

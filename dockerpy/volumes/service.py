@@ -131,8 +131,11 @@ class VolumeService:
                 if not label_match(vol.get("Labels") or {}, values):
                     return False
             elif key == "label!":
-                labels = vol.get("Labels") or {}
-                if any(label_match(labels, [value]) for value in values):
+                # As moby's prune: a volume is spared only when it has every
+                # label given (checked against Docker 20.10: with
+                # label!=env=prod and label!=team=x, a volume labelled
+                # env=prod alone is pruned).
+                if label_match(vol.get("Labels") or {}, values):
                     return False
             elif key == "all":
                 continue
