@@ -144,6 +144,10 @@ class IRuntime(Interface):
         container, its cgroup and its state, meanwhile).  Wait for it
         before deleting or running the same container again."""
 
+    def oom_killed(container_id):
+        """Whether the kernel's OOM killer ended a process of the container's
+        last run (``State.OOMKilled``); known once ``settled`` fired."""
+
     def pause(container_id):
         """Freeze the container (cgroup freezer).  Deferred."""
 

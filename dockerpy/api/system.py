@@ -137,6 +137,7 @@ async def disk_usage(daemon, request) -> dict:
 
 
 def info_body(daemon) -> dict:
+    from dockerpy.runtime.cgroups import swap_accounting
     from dockerpy.timeutil import rfc3339
     import time
 
@@ -156,7 +157,8 @@ def info_body(daemon) -> dict:
         "DriverStatus": daemon.driver.status(),
         "Plugins": {"Volume": ["local"], "Network": ["host", "null"],
                     "Authorization": None, "Log": ["json-file"]},
-        "MemoryLimit": True, "SwapLimit": False, "CpuCfsPeriod": True, "CpuCfsQuota": True,
+        "MemoryLimit": True, "SwapLimit": swap_accounting(), "CpuCfsPeriod": True,
+        "CpuCfsQuota": True,
         "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
         "BridgeNfIptables": False, "BridgeNfIp6tables": False, "Debug":
             conf.log_level == "debug",

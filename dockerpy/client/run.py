@@ -51,6 +51,17 @@ def _container_flags(p: Parser, run: bool) -> None:
     p.add("--log-driver", help="Logging driver for the container")
     p.add("--log-opt", kind="list", help="Log driver options")
     p.add("-m", "--memory", help="Memory limit")
+    p.add("--memory-reservation", help="Memory soft limit")
+    p.add("--memory-swap", help="Swap limit equal to memory plus swap: '-1' to enable "
+                                "unlimited swap")
+    p.add("--oom-kill-disable", kind="bool", help="Disable OOM Killer")
+    p.add("--cpus", help="Number of CPUs")
+    p.add("-c", "--cpu-shares", help="CPU shares (relative weight)")
+    p.add("--cpu-period", help="Limit CPU CFS (Completely Fair Scheduler) period")
+    p.add("--cpu-quota", help="Limit CPU CFS (Completely Fair Scheduler) quota")
+    p.add("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
+    p.add("--cpuset-mems", help="MEMs in which to allow execution (0-3, 0,1)")
+    p.add("--pids-limit", help="Tune container pids limit (set -1 for unlimited)")
     p.add("--mount", kind="list", help="Attach a filesystem mount to the container")
     p.add("--name", help="Assign a name to the container")
     p.add("--ip", help="IPv4 address (e.g., 172.30.100.104)")
@@ -105,6 +116,47 @@ def ram_in_bytes(value: str) -> int:
                                f"invalid size: '{value}'")
     mult = 1024 ** "bkmgtp".index((m.group(2) or "b").lower())
     return int(float(m.group(1)) * mult)
+
+
+def _int_flag(value: str | None, flag: str) -> int:
+    if value is None:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise StatusError(125, f'invalid argument "{value}" for "{flag}" flag: '
+                               f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
+
+
+def nano_cpus(value: str | None) -> int:
+    """``--cpus 1.5`` as the docker CLI sends it (``NanoCpus``)."""
+    if not value:
+        return 0
+    try:
+        cpus = float(value)
+    except ValueError:
+        raise StatusError(125, f'invalid argument "{value}" for "--cpus" flag: failed to '
+                               f"parse {value} as a rational number") from None
+    return int(round(cpus * 1e9))
+
+
+def resource_limits(ns) -> dict:
+    """The HostConfig members of the resource flags."""
+    swap = ns.memory_swap
+    return {
+        "Memory": ram_in_bytes(ns.memory) if ns.memory else 0,
+        "MemoryReservation": ram_in_bytes(ns.memory_reservation) if ns.memory_reservation
+        else 0,
+        "MemorySwap": (-1 if swap == "-1" else ram_in_bytes(swap)) if swap else 0,
+        "OomKillDisable": bool(ns.oom_kill_disable),
+        "NanoCpus": nano_cpus(ns.cpus),
+        "CpuShares": _int_flag(ns.cpu_shares, "-c, --cpu-shares"),
+        "CpuPeriod": _int_flag(ns.cpu_period, "--cpu-period"),
+        "CpuQuota": _int_flag(ns.cpu_quota, "--cpu-quota"),
+        "CpusetCpus": ns.cpuset_cpus or "",
+        "CpusetMems": ns.cpuset_mems or "",
+        "PidsLimit": _int_flag(ns.pids_limit, "--pids-limit") or None,
+    }
 
 
 def read_kv_file(path: str, environ: dict[str, str] | None) -> list[str]:
@@ -245,9 +297,9 @@ def build_config(cli: Cli, ns: Any, detach: bool) -> tuple[dict[str, Any], str |
         "PublishAllPorts": ns.publish_all,
         "ReadonlyRootfs": ns.read_only,
         "SecurityOpt": ns.security_opt or None,
-        "Memory": ram_in_bytes(ns.memory) if ns.memory else 0,
         "ShmSize": ram_in_bytes(ns.shm_size) if ns.shm_size else 0,
         "Init": True if ns.init else None,
+        **resource_limits(ns),
     }
     if tmpfs:
         host_config["Tmpfs"] = tmpfs

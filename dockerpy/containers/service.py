@@ -243,6 +243,12 @@ class ContainerService:
         host_config = body.get("HostConfig") or {}
         if not isinstance(host_config, dict):
             raise errors.InvalidParameter("invalid JSON: HostConfig must be an object")
+        from dockerpy.runtime import resources
+
+        resources.validate(host_config)
+        if host_config.get("Memory") and not host_config.get("MemorySwap"):
+            # Docker's default, shown by inspect: as much swap as memory.
+            host_config = dict(host_config, MemorySwap=2 * host_config["Memory"])
         if name:
             name = names.validate(name)
             if name in self._names:
@@ -449,7 +455,8 @@ class ContainerService:
         :param shared: the container whose network namespace (and /etc files)
             this one joins (``--network container:``).
         """
-        from dockerpy.runtime.cgroups import default_cgroupns_mode
+        from dockerpy.runtime.cgroups import default_cgroupns_mode, swap_accounting
+        from dockerpy.runtime.resources import oci_resources
         from dockerpy.runtime.spec import SpecInput, build_spec, find_init
         from dockerpy.runtime.users import resolve_user
 
@@ -503,6 +510,7 @@ class ContainerService:
             privileged=bool(hc.get("Privileged")),
             shm_size=hc.get("ShmSize") or 64 * 1024 * 1024,
             init_path=find_init() if hc.get("Init") else None,
+            resources=oci_resources(hc, swap_accounting()),
         ))
         size = hc.get("ConsoleSize") or [0, 0]
         if cfg.get("Tty") and len(size) == 2 and all(isinstance(n, int) and n > 0 for n in size):
@@ -558,7 +566,8 @@ class ContainerService:
             self._live.pop(rec.id, None)
             await self._cleanup_after_run(rec, runtime, bundle, force=False)
             rec.state = State(status="exited", exit_code=code, started_at=rec.state.started_at,
-                              finished_at=rfc3339(self._reactor.seconds()))
+                              finished_at=rfc3339(self._reactor.seconds()),
+                              oom_killed=runtime.oom_killed(rec.id))
             if not rec.host_config.get("AutoRemove"):
                 # (--rm: its record is about to go; if the removal fails, a
                 # restart finds it "running", dead, and records it exited.)

@@ -178,6 +178,50 @@ def cgroup_mountpoints(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
     return [mountpoint for mountpoint, _ in _cgroup_mounts(mountinfo)]
 
 
+@functools.cache
+def host_cgroup_mounts() -> tuple[tuple[str, str], ...]:
+    """:func:`_cgroup_mounts` of this host, read once (asked at every exit;
+    the hierarchies do not move under a running daemon)."""
+    return tuple(_cgroup_mounts())
+
+
+@functools.cache
+def swap_accounting(root: str = CGROUP_ROOT) -> bool:
+    """Whether a container's swap can be limited: v1's ``memsw`` files, or
+    the memory controller on a pure v2 host (``docker info``'s SwapLimit)."""
+    if host_cgroup_mode() == UNIFIED:
+        try:
+            with open(os.path.join(root, "cgroup.controllers")) as f:
+                return "memory" in f.read().split()
+        except OSError:
+            return False
+    return os.path.exists(os.path.join(root, "memory", "memory.memsw.limit_in_bytes"))
+
+
+def oom_kills(cgroups_path: str, mounts=None) -> int:
+    """How many processes the kernel's OOM killer ended in the container's
+    cgroup: ``oom_kill`` of v1's ``memory.oom_control`` or of v2's
+    ``memory.events``.  Read before the cgroup is removed.  Blocking.
+
+    :param mounts: ``(mount point, type)`` pairs (default: this host's).
+    """
+    relative = cgroups_path.strip("/")
+    if not relative or ".." in relative.split("/"):
+        return 0
+    count = 0
+    for mountpoint, fstype in (host_cgroup_mounts() if mounts is None else mounts):
+        name = "memory.events" if fstype == "cgroup2" else "memory.oom_control"
+        try:
+            with open(os.path.join(mountpoint, relative, name)) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        count = max(count, int(value))
+        except (OSError, ValueError):
+            continue
+    return count
+
+
 def _remove_tree(path: str) -> list[str]:
     """rmdir ``path`` and its sub-cgroups, deepest first.
 

@@ -436,18 +436,24 @@ class _DetachedWatcher(_StartWatcher):
         self.inner.processEnded(reason)
 
 
-def _forget_stopped(state_root: str, container_id: str, cgroups_path: str) -> None:
+def _forget_stopped(state_root: str, container_id: str, cgroups_path: str) -> int:
     """Blocking: what ``<rt> delete`` does for a stopped container with no
     hooks: remove its cgroup (the spec's ``cgroupsPath``, read at start: the
     bundle may be gone by now; left alone if something still runs in it)
-    and its state directory."""
+    and its state directory.
+
+    :return: how many processes the OOM killer ended in the cgroup, read
+        before it goes (``State.OOMKilled``)."""
+    oom = 0
     if cgroups_path and ":" not in cgroups_path:  # a cgroupfs path, not systemd's
+        oom = cgroups.oom_kills(cgroups_path)
         busy = cgroups.remove_cgroup_parent(cgroups_path)
         if busy:
             log.warn("cgroups still busy after {id} stopped: {busy}", id=container_id,
                      busy=busy)
-            return  # keep the state: a later delete retries
+            return oom  # keep the state: a later delete retries
     shutil.rmtree(os.path.join(state_root, container_id), ignore_errors=True)
+    return oom
 
 
 def _parent_of(pid: int) -> Optional[int]:
@@ -548,6 +554,7 @@ class OCIRuntime:
         #: Container id -> the forgetting of its stopped state, in flight.
         self._forgetting: dict[str, Deferred] = {}
         self._state_root_spread = False
+        self._oom_killed: set[str] = set()
 
     def __repr__(self) -> str:
         return f"OCIRuntime({self.name!r}, {self.path!r}, {self.state_root!r})"
@@ -620,6 +627,11 @@ class OCIRuntime:
 
         d = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), _forget_stopped,
                               self.state_root, container_id, cgroups_path)
+
+        def note_oom(kills: int) -> None:
+            if kills:
+                self._oom_killed.add(container_id)
+        d.addCallback(note_oom)
         d.addErrback(lambda f: log.failure("forgetting the stopped container {id}", f,
                                            id=container_id))
         self._forgetting[container_id] = d
@@ -628,6 +640,14 @@ class OCIRuntime:
             if self._forgetting.get(container_id) is d:
                 del self._forgetting[container_id]
         d.addBoth(done)
+
+    def oom_killed(self, container_id: str) -> bool:
+        """Whether the OOM killer ended a process of the container's last run
+        (known once :meth:`settled` fired; asking forgets it)."""
+        if container_id in self._oom_killed:
+            self._oom_killed.discard(container_id)
+            return True
+        return False
 
     def settled(self, container_id: str) -> Deferred:
         pending = self._forgetting.get(container_id)

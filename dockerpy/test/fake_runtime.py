@@ -116,6 +116,14 @@ class FakeRuntime:
     def settled(self, container_id):
         return defer.succeed(None)
 
+    def oom_killed(self, container_id):
+        """Tests put ids in ``self.oom`` to fake an OOM kill."""
+        oom = getattr(self, "oom", set())
+        if container_id in oom:
+            oom.discard(container_id)
+            return True
+        return False
+
     def pause(self, container_id):
         if container_id not in self.running:
             return defer.fail(errors.Conflict(f"Container {container_id} is not running"))
