@@ -144,6 +144,10 @@ class IRuntime(Interface):
         container, its cgroup and its state, meanwhile).  Wait for it
         before deleting or running the same container again."""
 
+    def prepare_spec(spec):
+        """Adapt a container's spec (a dict, changed in place) to this
+        runtime before it is written to the bundle; blocking-free."""
+
     def oom_killed(container_id):
         """Whether the kernel's OOM killer ended a process of the container's
         last run (``State.OOMKilled``); known once ``settled`` fired."""

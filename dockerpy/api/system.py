@@ -202,6 +202,7 @@ def info_body(daemon) -> dict:
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
-        "SecurityOptions": ["name=cgroupns"] if daemon.cgroup_version == "2" else [],
+        "SecurityOptions": ["name=seccomp,profile=builtin"]
+        + (["name=cgroupns"] if daemon.cgroup_version == "2" else []),
         "Warnings": None,
     }

@@ -511,7 +511,9 @@ class ContainerService:
             shm_size=hc.get("ShmSize") or 64 * 1024 * 1024,
             init_path=find_init() if hc.get("Init") else None,
             resources=oci_resources(hc, swap_accounting()),
+            security_opt=list(hc.get("SecurityOpt") or []),
         ))
+        self.runtimes[hc.get("Runtime") or self.default_runtime].prepare_spec(spec)
         size = hc.get("ConsoleSize") or [0, 0]
         if cfg.get("Tty") and len(size) == 2 and all(isinstance(n, int) and n > 0 for n in size):
             # The client's terminal size (docker run -it sends it): the runtime

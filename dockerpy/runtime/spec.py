@@ -298,6 +298,10 @@ class SpecInput:
     oom_score_adj: int = 0
     resources: dict = field(default_factory=dict)
     devices: Optional[list[dict]] = None
+    #: ``HostConfig.SecurityOpt``: with a list (even empty) the container
+    #: gets Docker's seccomp profile, or the one ``seccomp=`` names; None:
+    #: no seccomp section (bare specs of tests and probes).
+    security_opt: Optional[list[str]] = None
 
 
 INIT_IN_CONTAINER = "/sbin/docker-init"
@@ -427,6 +431,12 @@ def build_spec(inp: SpecInput,
         linux["readonlyPaths"] = list(READONLY_PATHS)
     if inp.cgroups_path:
         linux["cgroupsPath"] = inp.cgroups_path
+    if inp.security_opt is not None:
+        from dockerpy.runtime.seccomp import profile_for
+
+        profile = profile_for(inp.security_opt, caps, inp.privileged)
+        if profile is not None:
+            linux["seccomp"] = profile
     if sysctls:
         linux["sysctl"] = sysctls
     propagation = rootfs_propagation(user_mounts)

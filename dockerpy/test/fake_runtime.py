@@ -116,6 +116,9 @@ class FakeRuntime:
     def settled(self, container_id):
         return defer.succeed(None)
 
+    def prepare_spec(self, spec):
+        pass
+
     def oom_killed(self, container_id):
         """Tests put ids in ``self.oom`` to fake an OOM kill."""
         oom = getattr(self, "oom", set())
