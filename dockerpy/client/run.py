@@ -140,6 +140,29 @@ def nano_cpus(value: str | None) -> int:
     return int(round(cpus * 1e9))
 
 
+def security_opts(opts: list[str] | None) -> list[str]:
+    """As the docker CLI: ``seccomp=FILE`` goes to the daemon as the
+    file's JSON (``seccomp=unconfined`` as it is)."""
+    out = []
+    for opt in opts or []:
+        key, sep, value = opt.partition("=")
+        if key == "seccomp" and sep and value != "unconfined":
+            import json
+
+            try:
+                with open(value, "rb") as f:
+                    profile = json.loads(f.read())
+            except OSError as e:
+                raise StatusError(125, f"opening seccomp profile ({value}) failed: "
+                                       f"{e.strerror}") from None
+            except ValueError as e:
+                raise StatusError(125, f"compacting json for seccomp profile ({value}) "
+                                       f"failed: {e}") from None
+            opt = "seccomp=" + json.dumps(profile, separators=(",", ":"))
+        out.append(opt)
+    return out
+
+
 def resource_limits(ns) -> dict:
     """The HostConfig members of the resource flags."""
     swap = ns.memory_swap
@@ -296,7 +319,7 @@ def build_config(cli: Cli, ns: Any, detach: bool) -> tuple[dict[str, Any], str |
         "Privileged": ns.privileged,
         "PublishAllPorts": ns.publish_all,
         "ReadonlyRootfs": ns.read_only,
-        "SecurityOpt": ns.security_opt or None,
+        "SecurityOpt": security_opts(ns.security_opt) or None,
         "ShmSize": ram_in_bytes(ns.shm_size) if ns.shm_size else 0,
         "Init": True if ns.init else None,
         **resource_limits(ns),
