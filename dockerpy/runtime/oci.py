@@ -584,6 +584,9 @@ class OCIRuntime:
         #: sha256 of a seccomp profile -> the filter crun compiled for it
         #: (base64), for :meth:`prepare_spec`.
         self._seccomp_bpf: dict[str, str] = {}
+        #: Whether this runtime takes compiled filters (crun >= 1.0, learnt
+        #: at start by :func:`choose_default`).
+        self.compiled_seccomp = False
 
     def __repr__(self) -> str:
         return f"OCIRuntime({self.name!r}, {self.path!r}, {self.state_root!r})"
@@ -682,7 +685,7 @@ class OCIRuntime:
         containers with the same profile get it as ``run.oci.seccomp_bpf_data``
         and no ``linux.seccomp`` to compile.  runc compiles each time."""
         profile = (spec.get("linux") or {}).get("seccomp")
-        if self.name != "crun" or not profile:
+        if not self.compiled_seccomp or not profile:
             return
         key = _profile_key(profile)
         bpf = self._seccomp_bpf.get(key)
@@ -696,7 +699,7 @@ class OCIRuntime:
         """After a start with a profile not compiled yet: read the filter
         crun wrote (in the thread pool) and keep it for the next start."""
         key = (spec.get("annotations") or {}).get(_PROFILE_KEY_ANNOTATION)
-        if not key or key in self._seccomp_bpf or self.name != "crun":
+        if not key or key in self._seccomp_bpf or not self.compiled_seccomp:
             return
         from twisted.internet.threads import deferToThreadPool
 
@@ -1070,6 +1073,18 @@ def probe_runtime(reactor, name: str, path: str, state_root: str) -> Deferred:
 KNOWN_RUNTIMES = ("crun", "runc")
 
 
+def _learn_compiled_seccomp(runtime: "OCIRuntime") -> Deferred:
+    """Let crun take compiled seccomp filters (``run.oci.seccomp_bpf_data``)
+    only where its version has them for sure (1.0 and later): a crun that
+    ignored the annotation would run the container unfiltered."""
+    def check(version: str) -> None:
+        numbers = re.findall(r"\d+", version)[:2]
+        runtime.compiled_seccomp = len(numbers) == 2 and (int(numbers[0]), int(numbers[1])) >= (1, 0)
+    from twisted.internet.defer import maybeDeferred
+
+    return maybeDeferred(runtime.version).addCallbacks(check, lambda _: None)
+
+
 def choose_default(reactor, exec_root: str, preferred: Optional[str] = None,
                    paths: Optional[dict[str, str]] = None) -> Deferred:
     """Find the installed runtimes, probe them, and pick the default.
@@ -1102,10 +1117,12 @@ def choose_default(reactor, exec_root: str, preferred: Optional[str] = None,
                 for name in names}
     probes = [probe_runtime(reactor, name, paths[name], runtimes[name].state_root)
               for name in names]
+    if "crun" in runtimes:
+        probes.append(_learn_compiled_seccomp(runtimes["crun"]))
 
     def pick(results: list) -> tuple[str, dict]:
         working = {}
-        for name, (ok, value) in zip(names, results):
+        for name, (ok, value) in zip(names, results[:len(names)]):
             status = value if ok else (False, value.getErrorMessage())
             working[name] = status[0]
             if not status[0]:

@@ -97,7 +97,9 @@ class CustomProfileTests(SynchronousTestCase):
 class CompiledFilterCacheTests(SynchronousTestCase):
 
     def runtime(self, name: str) -> oci.OCIRuntime:
-        return oci.OCIRuntime(None, name, f"/usr/bin/{name}", self.mktemp())
+        runtime = oci.OCIRuntime(None, name, f"/usr/bin/{name}", self.mktemp())
+        runtime.compiled_seccomp = name == "crun"  # as choose_default learns for crun 1.x
+        return runtime
 
     def spec(self) -> dict:
         return {"linux": {"seccomp": seccomp.default_profile(DEFAULT_CAPABILITIES, "x86_64")}}
@@ -121,6 +123,11 @@ class CompiledFilterCacheTests(SynchronousTestCase):
     def test_runc_and_unfiltered_specs_are_left_alone(self) -> None:
         spec = self.spec()
         self.runtime("runc").prepare_spec(spec)
+        self.assertEqual(spec, self.spec())
+        old_crun = self.runtime("crun")
+        old_crun.compiled_seccomp = False  # a crun before 1.0
+        old_crun._seccomp_bpf = {oci._profile_key(spec["linux"]["seccomp"]): "AAAAAAAAAAA="}
+        old_crun.prepare_spec(spec)
         self.assertEqual(spec, self.spec())
         bare = {"linux": {}}
         self.runtime("crun").prepare_spec(bare)
