@@ -182,14 +182,15 @@ def from_docker_profile(text: str, capabilities: Iterable[str], arch: str = "") 
     ``errnoRet``, ``includes``/``excludes`` by ``caps`` and ``arches``) as the
     OCI section.
 
-    :raises errors.InvalidParameter: not such a profile.
+    :raises errors.SystemError_: not such a profile (Docker answers the
+        start with a 500 too; the create went through).
     """
     try:
         doc = json.loads(text)
     except ValueError as e:
-        raise errors.InvalidParameter(f"decoding seccomp profile failed: {e}") from None
+        raise errors.SystemError_(f"decoding seccomp profile failed: {e}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("defaultAction"), str):
-        raise errors.InvalidParameter("decoding seccomp profile failed: no defaultAction")
+        raise errors.SystemError_("decoding seccomp profile failed: no defaultAction")
     caps, arch = set(capabilities), arch or platform.machine()
     arches = doc.get("architectures")
     if not arches:
@@ -204,7 +205,7 @@ def from_docker_profile(text: str, capabilities: Iterable[str], arch: str = "") 
     rules = []
     for rule in doc.get("syscalls") or []:
         if not isinstance(rule, dict):
-            raise errors.InvalidParameter("decoding seccomp profile failed: bad syscalls entry")
+            raise errors.SystemError_("decoding seccomp profile failed: bad syscalls entry")
         if not _applies(rule, caps, arch):
             continue
         names = rule.get("names") or ([rule["name"]] if rule.get("name") else [])

@@ -65,3 +65,16 @@ class SeccompTests(CLIDaemonTestCase):
     def test_info_lists_seccomp(self):
         self.assertIn("name=seccomp,profile=builtin",
                       self.out("info", "--format", "{{json .SecurityOptions}}"))
+
+    def test_bad_profile_fails_the_start_as_with_docker(self):
+        """Docker 20.10: the create goes through, the start answers 500
+        "Decoding seccomp profile failed: ..."; nothing is left mounted."""
+        status, body = self.daemon.json("POST", "/containers/create?name=badsec", {
+            "Image": "busybox", "Cmd": ["true"],
+            "HostConfig": {"SecurityOpt": ["seccomp={not json"]}})
+        self.assertEqual(status, 201, body)
+        status, body = self.daemon.json("POST", "/containers/badsec/start")
+        self.assertEqual(status, 500)
+        self.assertTrue(body["message"].startswith("decoding seccomp profile failed: "), body)
+        self.assertEqual(self.out("inspect", "-f", "{{.State.Status}}", "badsec"), "created\n")
+        self.out("rm", "badsec")

@@ -89,7 +89,7 @@ class CustomProfileTests(SynchronousTestCase):
     def test_bad_profiles_are_refused(self) -> None:
         for text in ("not json", "[]", '{"syscalls": []}',
                      '{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [3]}'):
-            error = self.assertRaises(errors.InvalidParameter,
+            error = self.assertRaises(errors.SystemError_,
                                       seccomp.from_docker_profile, text, [])
             self.assertIn("decoding seccomp profile failed", error.message)
 
