@@ -127,8 +127,11 @@ stop)
     fi
     if [ -e "$dir/cgroups-before" ]; then
         for c in /sys/fs/cgroup/docker /sys/fs/cgroup/*/docker; do
-            # rmdir, so a cgroup that still holds anything is left alone.
-            [ -d "$c" ] && ! grep -qxF "$c" "$dir/cgroups-before" && rmdir "$c" 2>/dev/null || true
+            [ -d "$c" ] && ! grep -qxF "$c" "$dir/cgroups-before" || continue
+            # rmdir, deepest first (BuildKit makes docker/buildkit), so a
+            # cgroup that still holds anything is left alone.
+            find "$c" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
+            rmdir "$c" 2>/dev/null || true
         done
     fi
     if [ -e "$dir/made-run-containerd" ]; then
