@@ -239,19 +239,22 @@ def _remove_tree(path: str) -> list[str]:
     return busy
 
 
-def remove_cgroup_parent(parent: str,
-                         mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+def remove_cgroup_parent(parent: str, mountinfo: Optional[str] = None) -> list[str]:
     """Remove the daemon's cgroup parent from every hierarchy.
 
     Cgroups that still hold processes cannot be removed: they are left in
     place and returned, so the caller can log them.  Blocking.
 
+    :param mountinfo: a mountinfo file to find the hierarchies in (default:
+        this host's, read once, as :func:`oom_kills` does at every exit).
     :return: the cgroup directories left behind.
     """
     relative = parent.strip("/")
     if not relative or ".." in relative.split("/"):
         raise ValueError(f"refusing to remove cgroup parent {parent!r}")
+    mountpoints = ([point for point, _ in host_cgroup_mounts()] if mountinfo is None
+                   else cgroup_mountpoints(mountinfo))
     busy = []
-    for mountpoint in cgroup_mountpoints(mountinfo):
+    for mountpoint in mountpoints:
         busy.extend(_remove_tree(os.path.join(mountpoint, relative)))
     return busy
