@@ -293,8 +293,7 @@ class ExecService:
             session.tty = session.tty or bool(tty)
         if size is not None:
             session.console_size = size
-        runtime = self.containers.runtimes[rec.host_config.get("Runtime")
-                                           or self.containers.default_runtime]
+        runtime = self.containers.runtime_of(rec)
         workdir = os.path.join(self.containers.exec_root, "containers", rec.id,
                                "exec-" + session.id[:16])
         proc = _ExecProcess(session)

@@ -195,6 +195,11 @@ class ContainerService:
 
     # -- lookup -----------------------------------------------------------
 
+    def runtime_of(self, rec: ContainerRecord):
+        """The runtime the container was created for (``HostConfig.Runtime``,
+        checked at create), else the default."""
+        return self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+
     def get(self, ref: str) -> ContainerRecord:
         """Find a container by full id, name (with or without ``/``) or unique id prefix."""
         if ref in self._by_id:
@@ -369,7 +374,7 @@ class ContainerService:
             raise errors.NotModified("container already started")
         if rec.id in self._removing:
             raise errors.Conflict("container is marked for removal and cannot be started")
-        runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+        runtime = self.runtime_of(rec)
         bundle = os.path.join(self.exec_root, "containers", rec.id)
         from dockerpy.network.service import uses_sandbox
 
@@ -513,7 +518,7 @@ class ContainerService:
             resources=oci_resources(hc, swap_accounting()),
             security_opt=list(hc.get("SecurityOpt") or []),
         ))
-        self.runtimes[hc.get("Runtime") or self.default_runtime].prepare_spec(spec)
+        self.runtime_of(rec).prepare_spec(spec)
         size = hc.get("ConsoleSize") or [0, 0]
         if cfg.get("Tty") and len(size) == 2 and all(isinstance(n, int) and n > 0 for n in size):
             # The client's terminal size (docker run -it sends it): the runtime
@@ -601,7 +606,7 @@ class ContainerService:
         if rec.id not in self._live:
             raise errors.Conflict(f"Cannot kill container: {ref}: container {rec.id} is not "
                                   "running")
-        runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+        runtime = self.runtime_of(rec)
         exited = self.when_exited(rec.id) if sig == signal_mod.SIGKILL else None
         paused = rec.state.paused
         await runtime.kill(rec.id, sig)
@@ -621,7 +626,7 @@ class ContainerService:
             timeout = rec.config.get("StopTimeout")
             if timeout is None:
                 timeout = DEFAULT_STOP_TIMEOUT
-        runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+        runtime = self.runtime_of(rec)
         exited = self.when_exited(rec.id)
         try:
             await runtime.kill(rec.id, sig)
@@ -654,7 +659,7 @@ class ContainerService:
             raise errors.Conflict(f"Container {rec.id} is not running")
         if rec.state.paused:
             raise errors.Conflict(f"Container {rec.id} is already paused")
-        runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+        runtime = self.runtime_of(rec)
         await runtime.pause(rec.id)
         rec.state.status, rec.state.paused = "paused", True
         self.records.save(rec)
@@ -678,7 +683,7 @@ class ContainerService:
         rec = self.get(ref)
         if rec.id not in self._live or not rec.state.paused:
             raise errors.Conflict(f"Container {rec.id} is not paused")
-        runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+        runtime = self.runtime_of(rec)
         await runtime.resume(rec.id)
         rec.state.status, rec.state.paused = "running", False
         self.records.save(rec)
@@ -869,7 +874,7 @@ class ContainerService:
         rec = self.get(ref)
         if rec.id not in self._live:
             raise errors.Conflict(f"Container {rec.id} is not running")
-        runtime = self.runtimes[rec.host_config.get("Runtime") or self.default_runtime]
+        runtime = self.runtime_of(rec)
         pids = await runtime.pids(rec.id)
         return await ps_table(self._reactor, pids, ps_args or "-ef")
 
