@@ -674,7 +674,8 @@ class OCIRuntime:
         d.addBoth(done)
 
     #: crun's annotation for a compiled filter, used instead of the spec's
-    #: ``linux.seccomp`` (crun >= 0.19; runc has no such thing).
+    #: ``linux.seccomp`` (used from crun 1.0 on, see :attr:`compiled_seccomp`;
+    #: runc has no such thing).
     SECCOMP_BPF_ANNOTATION = "run.oci.seccomp_bpf_data"
 
     def prepare_spec(self, spec: dict) -> None:
@@ -698,8 +699,10 @@ class OCIRuntime:
     def _keep_compiled_seccomp(self, container_id: str, spec: dict) -> None:
         """After a start with a profile not compiled yet: read the filter
         crun wrote (in the thread pool) and keep it for the next start."""
+        # The key is there only if prepare_spec found the runtime able to
+        # take compiled filters and had none for this profile.
         key = (spec.get("annotations") or {}).get(_PROFILE_KEY_ANNOTATION)
-        if not key or key in self._seccomp_bpf or not self.compiled_seccomp:
+        if not key or key in self._seccomp_bpf:
             return
         from twisted.internet.threads import deferToThreadPool
 
@@ -1078,8 +1081,8 @@ def _learn_compiled_seccomp(runtime: "OCIRuntime") -> Deferred:
     only where its version has them for sure (1.0 and later): a crun that
     ignored the annotation would run the container unfiltered."""
     def check(version: str) -> None:
-        numbers = re.findall(r"\d+", version)[:2]
-        runtime.compiled_seccomp = len(numbers) == 2 and (int(numbers[0]), int(numbers[1])) >= (1, 0)
+        major_minor = tuple(int(n) for n in re.findall(r"\d+", version)[:2])
+        runtime.compiled_seccomp = len(major_minor) == 2 and major_minor >= (1, 0)
     from twisted.internet.defer import maybeDeferred
 
     return maybeDeferred(runtime.version).addCallbacks(check, lambda _: None)
