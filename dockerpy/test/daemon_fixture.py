@@ -172,6 +172,14 @@ class Daemon:
                                  f"{result.stderr.decode(errors='replace')}")
         return result
 
+    def bin_docker(self, *args: str, input: bytes | None = None, env: dict | None = None,
+                   timeout: float = 120) -> subprocess.CompletedProcess:
+        """dockerpy's own client (this checkout's ``bin/docker``) against
+        this daemon; ``env`` adds to the daemon's client environment."""
+        return subprocess.run([sys.executable, os.path.join(REPO, "bin", "docker"), *args],
+                              input=input, capture_output=True,
+                              env={**self.env, **(env or {})}, timeout=timeout)
+
     def mounts(self) -> list[str]:
         return _mounts_under(self.tmp)
 

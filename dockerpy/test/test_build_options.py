@@ -205,20 +205,12 @@ class BuildCacheCommandTests(DaemonTestCase):
         self.assertEqual(out.strip(), "Total reclaimed space: 0B")
 
     def test_bin_docker_builder_prune(self):
-        import subprocess
-        import sys
-
-        from dockerpy.test.daemon_fixture import REPO
-
         daemon = self.start_daemon()
         path = write_context({"Dockerfile": "FROM busybox\nENV A=1\n"})
         self.addCleanup(shutil.rmtree, path, True)
         daemon.cli("build", path, check=True)
 
-        def bd(*args, input=None):
-            return subprocess.run([sys.executable, os.path.join(REPO, "bin", "docker"), *args],
-                                  input=input, capture_output=True, env=daemon.env,
-                                  timeout=120)
+        bd = daemon.bin_docker
 
         r = bd("builder", "prune", input=b"n\n")
         self.assertEqual(r.returncode, 0)
@@ -283,19 +275,12 @@ class CancelTests(DaemonTestCase):
 
 class BinDockerBuildFlagTests(DaemonTestCase):
     def test_add_host_shm_size_and_cache_from(self):
-        import subprocess
-        import sys
-
-        from dockerpy.test.daemon_fixture import REPO
-
         daemon = self.start_daemon()
         path = write_context({"Dockerfile": "FROM busybox\nRUN grep h.example /etc/hosts && "
                                             "grep ' /dev/shm ' /proc/mounts\n"})
         self.addCleanup(shutil.rmtree, path, True)
-        r = subprocess.run([sys.executable, os.path.join(REPO, "bin", "docker"), "build",
-                            "--add-host", "h.example:10.9.8.7", "--shm-size", "16m",
-                            "--cache-from", "busybox", path],
-                           capture_output=True, env=daemon.env, timeout=120)
+        r = daemon.bin_docker("build", "--add-host", "h.example:10.9.8.7", "--shm-size", "16m",
+                              "--cache-from", "busybox", path)
         out = r.stdout.decode()
         self.assertEqual(r.returncode, 0, out + r.stderr.decode())
         self.assertIn("10.9.8.7\th.example", out)

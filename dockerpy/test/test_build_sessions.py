@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 
@@ -18,12 +17,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from dockerpy.build import sessions
 from dockerpy.build.sessions import ContextStore, Entry, parse_manifest
 from dockerpy.errors import Conflict, InvalidParameter
-from dockerpy.test.daemon_fixture import REPO, DaemonTestCase
+from dockerpy.test.daemon_fixture import DaemonTestCase
 
 
 def bin_docker(daemon, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, os.path.join(REPO, "bin", "docker"), *args],
-                          capture_output=True, env={**daemon.env, **(env or {})}, timeout=120)
+    return daemon.bin_docker(*args, env=env)
 
 
 def tar_of(files: dict[str, bytes]) -> io.BytesIO:

@@ -275,13 +275,7 @@ class BuildBinDockerTests(DaemonTestCase):
     """Our own bin/docker build: flags, .dockerignore, stdin, exit codes."""
 
     def bd(self, daemon, *args, input: bytes | None = None):
-        import subprocess
-        import sys
-
-        from dockerpy.test.daemon_fixture import REPO
-
-        return subprocess.run([sys.executable, os.path.join(REPO, "bin", "docker"), *args],
-                              input=input, capture_output=True, env=daemon.env, timeout=120)
+        return daemon.bin_docker(*args, input=input)
 
     def test_build_flags_ignore_and_stdin(self):
         daemon = self.start_daemon()

@@ -76,16 +76,7 @@ class ResourceLimitTests(CLIDaemonTestCase):
         c.remove()
 
     def test_bin_docker_resource_flags(self):
-        import os
-        import subprocess
-        import sys
-
-        from dockerpy.test.daemon_fixture import REPO
-
-        def bd(*args):
-            return subprocess.run([sys.executable, os.path.join(REPO, "bin", "docker"), *args],
-                                  capture_output=True, env=self.daemon.env, timeout=120)
-
+        bd = self.daemon.bin_docker
         r = bd("run", "--name", "lim", "-m", "64m", "--memory-reservation", "32m",
                "--cpus", "0.5", "-c", "512", "--pids-limit", "20", "busybox", "sh", "-c",
                _SHOW_LIMITS)

@@ -37,15 +37,9 @@ class SeccompTests(CLIDaemonTestCase):
                        "-c", "mkdir /tmp/x 2>&1; echo rc=$?; unshare -U true && echo ns")
         self.assertEqual(out, "mkdir: can't create directory '/tmp/x': Operation not permitted"
                               "\nrc=1\nns\n")
-        import subprocess
-        import sys
-
-        from dockerpy.test.daemon_fixture import REPO
-
-        r = subprocess.run([sys.executable, os.path.join(REPO, "bin", "docker"), "run", "--rm",
-                            "--security-opt", f"seccomp={path}", "busybox", "sh", "-c",
-                            "mkdir /tmp/x 2>/dev/null || echo refused"],
-                           capture_output=True, env=self.daemon.env, timeout=60)
+        r = self.daemon.bin_docker("run", "--rm", "--security-opt", f"seccomp={path}",
+                                   "busybox", "sh", "-c",
+                                   "mkdir /tmp/x 2>/dev/null || echo refused", timeout=60)
         self.assertEqual((r.returncode, r.stdout), (0, b"refused\n"), r.stderr)
 
     def test_exec_runs_under_the_containers_filter_and_crun_reuses_it(self):

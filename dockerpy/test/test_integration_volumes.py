@@ -346,14 +346,7 @@ class BinDockerVolumeTests(DaemonTestCase):
         self.daemon = self.start_daemon()
 
     def bd(self, *args, input: bytes | None = None):
-        import subprocess
-        import sys
-
-        from dockerpy.test.daemon_fixture import REPO
-
-        return subprocess.run([sys.executable, os.path.join(REPO, "bin", "docker"), *args],
-                              input=input, capture_output=True, env=self.daemon.env,
-                              timeout=120)
+        return self.daemon.bin_docker(*args, input=input)
 
     def out(self, *args) -> str:
         r = self.bd(*args)

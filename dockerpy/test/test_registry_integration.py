@@ -262,12 +262,7 @@ class LoginTests(RegistryTestCase):
 
 class BinDockerTests(RegistryTestCase):
     def bd(self, daemon, *args, input: bytes | None = None) -> subprocess.CompletedProcess:
-        import sys
-
-        from dockerpy.test.daemon_fixture import REPO
-
-        return subprocess.run([sys.executable, os.path.join(REPO, "bin", "docker"), *args],
-                              input=input, capture_output=True, env=daemon.env, timeout=120)
+        return daemon.bin_docker(*args, input=input)
 
     def test_bin_docker_login_push_pull_logout(self):
         reg = self.start_registry(users={"bob": "pw"})
