@@ -531,16 +531,22 @@ class _InitReaper:
     def _try_wait(self) -> Optional[int]:
         """:return: the init's wait status if it was reaped now; None while
             it runs or is still another process's child."""
-        try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            parent = _parent_of(self.pid)
-            if parent is not None and parent != os.getpid():
-                return None  # still the runtime's; handed to us with a SIGCHLD
-            log.error("container {id}: its init {pid} is not our child",
-                      id=self.container_id, pid=self.pid)
-            return 255 << 8
-        return status if pid else None
+        # Twice at most: the handover can fall between the ECHILD and the
+        # look at the parent, which then is us.
+        for _ in range(2):
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                parent = _parent_of(self.pid)
+                if parent == os.getpid():
+                    continue  # ours since the waitpid: wait again
+                if parent is not None:
+                    return None  # still the runtime's; handed to us with a SIGCHLD
+                break
+            return status if pid else None
+        log.error("container {id}: its init {pid} is not our child",
+                  id=self.container_id, pid=self.pid)
+        return 255 << 8
 
     def reapProcess(self) -> None:  # noqa: N802 (Twisted's name)
         from twisted.internet import process as twisted_process

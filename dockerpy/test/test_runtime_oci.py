@@ -517,6 +517,25 @@ print(json.dumps({"while_theirs": while_theirs, "registered": registered, "seen"
 
 class InitReaperTests(SynchronousTestCase):
 
+    def test_handover_between_waitpid_and_the_parent_look(self) -> None:
+        """The init's waitpid fails (still the runtime's child), then the
+        runtime's last process exits before the reaper reads the parent,
+        which is now us: the reaper waits again instead of losing it."""
+        from dockerpy.runtime import oci as oci_module
+
+        calls = []
+
+        def waitpid(pid, options):
+            calls.append(pid)
+            if len(calls) == 1:
+                raise ChildProcessError(10, "No child processes")
+            return pid, 3 << 8
+        self.patch(oci_module.os, "waitpid", waitpid)
+        self.patch(oci_module, "_parent_of", lambda pid: os.getpid())
+        seen = []
+        oci_module._InitReaper(424242, "c0ffee", seen.append).register()
+        self.assertEqual((seen, calls), ([3 << 8], [424242, 424242]))
+
     def test_init_still_the_runtimes_zombie_is_waited_for(self) -> None:
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         out = subprocess.run([sys.executable, "-c", _HANDOVER_SCRIPT], capture_output=True,
